@@ -1,0 +1,1 @@
+"""CPU kernels that NumPy does not provide."""

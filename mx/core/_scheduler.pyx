@@ -1,0 +1,226 @@
+# cython: language_level=3
+"""Graph scheduling: order an array graph without recursion, run each node once, free
+intermediates as soon as their last consumer ran, and donate dying input buffers.
+"""
+cimport cython
+from mx.core._array cimport array, Primitive, Dtype
+
+import threading
+import numpy as _np
+
+cdef extern from "Python.h":
+    Py_ssize_t Py_REFCNT(object o)
+
+cdef object ndarray = _np.ndarray
+cdef object np_asarray = _np.asarray
+cdef unsigned long EPOCH = 1
+cdef object LOCK = threading.RLock()
+
+# Hooks for the memory accounting and the GPU backend (set by mx.core.memory / backend).
+cdef object _ON_ALLOC = None
+cdef object _DISPATCH = None     # backend dispatch: dispatch(node, prim, args) or None
+
+# How many references a dying input holds while the run loop looks at it: the consumer's
+# input tuple and the loop's own variable. Its NumPy buffer: the array and the args list.
+DEF NODE_REFS = 2
+DEF DATA_REFS = 2
+
+
+def set_alloc_hook(fn):
+    global _ON_ALLOC
+    _ON_ALLOC = fn
+
+
+def set_dispatch(fn):
+    global _DISPATCH
+    _DISPATCH = fn
+
+
+cdef list topo_order(list roots):
+    """Unevaluated nodes reachable from roots, inputs before consumers (iterative DFS)."""
+    global EPOCH
+    EPOCH += 2
+    cdef unsigned long opened = EPOCH, done = EPOCH + 1
+    cdef list order = []
+    cdef list stack = []
+    cdef array n, inp
+    for r in roots:
+        n = <array>r
+        if n._data is None and n._mark != done:
+            stack.append(n)
+        while stack:
+            n = <array>stack[len(stack) - 1]
+            if n._mark == done or n._data is not None:
+                stack.pop()
+                continue
+            if n._mark == opened:
+                stack.pop()
+                n._mark = done
+                order.append(n)
+                continue
+            n._mark = opened
+            for x in n._inputs:
+                inp = <array>x
+                if inp._data is None and inp._mark != done:
+                    if inp._mark == opened:
+                        raise RuntimeError("[eval] The graph has a cycle.")
+                    stack.append(inp)
+    return order
+
+
+cdef inline bint can_donate(array inp, array node):
+    d = inp._data
+    if Py_REFCNT(inp) > NODE_REFS or Py_REFCNT(d) > DATA_REFS or inp._weak:
+        return False
+    if inp._dtype is not node._dtype or inp._shape != node._shape:
+        return False
+    flags = d.flags
+    return d.base is None and flags.c_contiguous and flags.writeable
+
+
+cdef object run_node(array node):
+    cdef Primitive prim = <Primitive>node._prim
+    cdef tuple inputs = node._inputs
+    cdef list args = [(<array>x)._data for x in inputs]
+    cdef object params = node._params
+    cdef object out = None
+    cdef object kernel
+    if _DISPATCH is not None and node._stream is not None:
+        out = _DISPATCH(node, prim, args)
+        if out is not None:
+            return out
+    kernel = prim.cpu
+    if kernel is None:
+        raise NotImplementedError(f"[{prim.name}] has no CPU kernel.")
+    if prim.donates:
+        for x in inputs:
+            if can_donate(<array>x, node):
+                donor = (<array>x)._data
+                if params is None:
+                    return kernel(*args, out=donor)
+                return kernel(*args, out=donor, **params)
+    if params is None:
+        return kernel(*args)
+    return kernel(*args, **params)
+
+
+cdef inline object fix_output(object out, array node):
+    """Kernels return NumPy scalars for 0-d results and may widen dtypes: normalise."""
+    if type(out) is not ndarray:
+        out = np_asarray(out)
+    npd = node._dtype.np
+    if out.dtype != npd:
+        out = out.astype(npd)
+    if out.shape != node._shape:
+        raise RuntimeError(f"[{node._prim.name}] kernel returned shape {out.shape} for an "
+                           f"output of shape {node._shape}; this is a bug in mx.")
+    return out
+
+
+cdef void detach(array node):
+    node._prim = None
+    node._inputs = None
+    node._params = None
+    node._siblings = None
+
+
+def eval_arrays(list roots):
+    """Evaluate every array in `roots` (and what they depend on), then drop their graphs."""
+    cdef array n
+    for r in roots:
+        n = <array>r
+        if n._pending is not None:
+            f = n._pending
+            f.result()
+    with LOCK:
+        _run(roots)
+
+
+cdef _run(list roots):
+    cdef list order = topo_order(roots)
+    cdef Py_ssize_t i, k, count = len(order)
+    cdef array node, sib
+    cdef object out
+    for i in range(count):
+        node = <array>order[i]
+        order[i] = None
+        if node._data is not None:
+            continue
+        out = run_node(node)
+        if node._siblings is None:
+            node._data = fix_output(out, node)
+            if _ON_ALLOC is not None:
+                _ON_ALLOC(node._data)
+            detach(node)
+        else:
+            sibs = node._siblings
+            for k in range(len(sibs)):
+                sib = <array>sibs[k]
+                sib._data = fix_output(out[k], sib)
+                if _ON_ALLOC is not None:
+                    _ON_ALLOC(sib._data)
+            for k in range(len(sibs)):
+                detach(<array>sibs[k])
+        node = None
+
+
+class _Pending:
+    """The future of one async_eval; reading an array waits on it."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self._error = None
+
+    def result(self):
+        self._event.wait()
+        if self._error is not None:
+            raise self._error
+
+
+cdef object _WORKER = None
+cdef object _QUEUE = None
+
+
+def _worker_loop(q):
+    while True:
+        roots, fut = q.get()
+        try:
+            with LOCK:
+                _run(roots)
+        except BaseException as e:  # handed to whoever reads the arrays
+            fut._error = e
+        finally:
+            for r in roots:
+                if (<array>r)._pending is fut:
+                    (<array>r)._pending = None
+            fut._event.set()
+
+
+def async_eval_arrays(list roots):
+    """Start evaluating `roots` on the worker thread and return at once."""
+    global _WORKER, _QUEUE
+    import queue
+    if _WORKER is None or not _WORKER.is_alive():
+        _QUEUE = queue.SimpleQueue()
+        _WORKER = threading.Thread(target=_worker_loop, args=(_QUEUE,), daemon=True,
+                                   name="mx-async-eval")
+        _WORKER.start()
+    fut = _Pending()
+    todo = []
+    for r in roots:
+        if (<array>r)._data is None:
+            (<array>r)._pending = fut
+            todo.append(r)
+    if not todo:
+        return
+    _QUEUE.put((todo, fut))
+
+
+def synchronize_all():
+    """Wait until every async_eval issued so far has finished."""
+    global _QUEUE
+    if _WORKER is None or not _WORKER.is_alive():
+        return
+    fut = _Pending()
+    _QUEUE.put(([], fut))
+    fut.result()

@@ -1,0 +1,2 @@
+"""(being written) memory API."""
+__all__ = []

@@ -1,0 +1,1 @@
+"""Public op functions, one module per family; each module declares its primitives."""

@@ -1,0 +1,23 @@
+"""Build the Cython core (array object, scheduler, tree walking).
+
+Metadata lives in pyproject.toml; this file only declares the compiled extensions.
+"""
+from setuptools import Extension, setup
+from Cython.Build import cythonize
+
+directives = {
+    "language_level": "3",
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension("mx.core._array", ["mx/core/_array.pyx"]),
+    Extension("mx.core._scheduler", ["mx/core/_scheduler.pyx"]),
+    Extension("mx.core._tree", ["mx/core/_tree.pyx"]),
+    Extension("mx.backend.cpu._special", ["mx/backend/cpu/_special.pyx"], libraries=["m"]),
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))

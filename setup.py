@@ -4,6 +4,7 @@ Metadata lives in pyproject.toml; this file only declares the compiled extension
 """
 from setuptools import Extension, setup
 from Cython.Build import cythonize
+import numpy
 
 directives = {
     "language_level": "3",
@@ -17,6 +18,8 @@ extensions = [
     Extension("mx.core._array", ["mx/core/_array.pyx"]),
     Extension("mx.core._scheduler", ["mx/core/_scheduler.pyx"]),
     Extension("mx.core._tree", ["mx/core/_tree.pyx"]),
+    Extension("mx.core._memory", ["mx/core/_memory.pyx"], include_dirs=[numpy.get_include()],
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
     Extension("mx.backend.cpu._special", ["mx/backend/cpu/_special.pyx"], libraries=["m"]),
 ]
 

@@ -23,6 +23,7 @@ from mx.core.ops.creation import *  # noqa: F401,F403
 from mx.core.ops.products import *  # noqa: F401,F403
 from mx.core.printing import *  # noqa: F401,F403
 from mx.core.memory import *  # noqa: F401,F403
+from mx.core.interop import from_dlpack  # noqa: F401
 from mx.core import metal, cuda  # noqa: F401
 
 newaxis = None

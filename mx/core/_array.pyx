@@ -15,6 +15,8 @@ from cpython.object cimport Py_EQ, Py_NE
 import numpy as _np
 import ml_dtypes as _ml
 
+from mx.core._memory import using_mx_allocator as _using_mx_allocator
+
 cdef object ndarray = _np.ndarray
 cdef object np_asarray = _np.asarray
 
@@ -611,7 +613,8 @@ cdef class array:
         cdef array src
         if dtype is not None and not isinstance(dtype, Dtype):
             raise TypeError(f"[array] dtype must be an mx Dtype, got {dtype!r}.")
-        src = clone(convert(val, dtype))
+        with _using_mx_allocator():
+            src = clone(convert(val, dtype))
         self._data = src._data
         self._prim = src._prim
         self._inputs = src._inputs

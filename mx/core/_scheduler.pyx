@@ -11,7 +11,56 @@ import numpy as _np
 cdef extern from "Python.h":
     Py_ssize_t Py_REFCNT(object o)
 
+from mx.core import _memory
+
 cdef object ndarray = _np.ndarray
+cdef object set_alloc_handler = _memory.set_handler
+cdef object MX_HANDLER = _memory.handler()
+
+
+def _quiet_errstate():
+    """(contextvar, value) that silence NumPy's floating-point warnings (MLX gives nan/inf
+    silently); entered per eval through the context variable NumPy itself uses, which is
+    ten times cheaper than np.errstate."""
+    try:
+        from numpy._core import _ufunc_config as cfg
+        var = cfg._extobj_contextvar
+        with _np.errstate(all="ignore"):
+            value = var.get()
+        return var, value
+    except Exception:
+        return None, None
+
+
+cdef object ERR_VAR, ERR_QUIET
+ERR_VAR, ERR_QUIET = _quiet_errstate()
+
+
+cdef class _Quiet:
+    """Context for running kernels: mx's counting allocator and no float warnings."""
+    cdef object prev_handler, token, es
+
+    def __enter__(self):
+        self.prev_handler = set_alloc_handler(MX_HANDLER)
+        if ERR_VAR is not None:
+            self.token = ERR_VAR.set(ERR_QUIET)
+        else:
+            self.es = _np.errstate(all="ignore")
+            self.es.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if ERR_VAR is not None:
+            ERR_VAR.reset(self.token)
+        else:
+            self.es.__exit__(None, None, None)
+        set_alloc_handler(self.prev_handler)
+        return False
+
+
+def kernel_context():
+    """The context the scheduler runs kernels in (also used by array conversion)."""
+    return _Quiet()
 cdef object np_asarray = _np.asarray
 cdef unsigned long EPOCH = 1
 cdef object LOCK = threading.RLock()
@@ -132,7 +181,7 @@ def eval_arrays(list roots):
         if n._pending is not None:
             f = n._pending
             f.result()
-    with LOCK:
+    with LOCK, _Quiet():
         _run(roots)
 
 
@@ -185,7 +234,7 @@ def _worker_loop(q):
     while True:
         roots, fut = q.get()
         try:
-            with LOCK:
+            with LOCK, _Quiet():
                 _run(roots)
         except BaseException as e:  # handed to whoever reads the arrays
             fut._error = e

@@ -250,11 +250,14 @@ cdef array scalar_array(object value, Dtype dtype):
         a = _SCALAR_CACHE.get(key)
         if a is not None:
             return a
+    if t is int and (dtype.kind == KIND_INT or dtype.kind == KIND_UINT):
+        info = _np.iinfo(dtype.np)
+        if value < info.min or value > info.max:
+            raise ValueError(f"Converting {value} to {dtype.name} would result in overflow.")
     try:
         data = np_asarray(value, dtype=dtype.np)
-    except (OverflowError, ValueError):
-        # wrap around as C casts do (uint8 array + 300, int32 array + 2**40)
-        data = _np.asarray(_np.asarray(value, dtype=_np.int64 if t is int else None)).astype(dtype.np)
+    except OverflowError:
+        raise ValueError(f"Converting {value} to {dtype.name} would result in overflow.") from None
     a = from_data(data, dtype)
     a._weak = True
     if key is not None:
@@ -361,7 +364,9 @@ cdef array convert(object obj, Dtype dtype):
             raise ValueError("[array] Initialization encountered non-uniform length or "
                              "unsupported element types.")
         if dtype is None:
-            if data.dtype.kind in "iu":
+            if data.dtype == _np.uint64:
+                d = dtype_from_numpy(data.dtype)
+            elif data.dtype.kind in "iu":
                 if data.size and (data.max() > 2147483647 or data.min() < -2147483648):
                     d = D_INT64
                 else:
@@ -594,6 +599,8 @@ def _set_operator_primitives(dict prims):
 
 
 cdef inline bint _operand(object x):
+    # NumPy arrays on the right convert (mx result); on the left NumPy converts us (NumPy
+    # result), as with MLX
     return isinstance(x, array) or is_py_scalar(x) or isinstance(x, (_np.ndarray, _np.generic, list, tuple))
 
 
@@ -606,8 +613,6 @@ cdef class array:
     not fit), floats float32 and bools bool_; NumPy float64 becomes float32 unless `dtype`
     says otherwise.
     """
-
-    __array_priority__ = 100
 
     def __init__(self, val, dtype=None):
         cdef array src

@@ -70,9 +70,10 @@ cdef object _ON_ALLOC = None
 cdef object _DISPATCH = None     # backend dispatch: dispatch(node, prim, args) or None
 
 # How many references a dying input holds while the run loop looks at it: the consumer's
-# input tuple and the loop's own variable. Its NumPy buffer: the array and the args list.
+# input tuple and the loop's own variable. Its NumPy buffer: the array, the args list and
+# can_donate's local.
 DEF NODE_REFS = 2
-DEF DATA_REFS = 2
+DEF DATA_REFS = 3
 
 
 def set_alloc_hook(fn):

@@ -221,8 +221,13 @@ def _binary(name, kernel, rule, doc, donates=None):
 
 
 def _power(x, y):
-    if x.dtype.kind in "iu" and np.any(y < 0):
-        raise ValueError("[power] Integers to negative integer powers are not allowed.")
+    if x.dtype.kind == "i" and np.any(y < 0):
+        # integer x ** negative n truncates toward zero as in C (MLX's result), where
+        # NumPy would raise: only 1 and -1 survive
+        pos = np.power(x, np.maximum(y, 0))
+        odd = np.remainder(y, 2).astype(bool)
+        neg = np.where(x == 1, 1, np.where(x == -1, np.where(odd, -1, 1), 0)).astype(x.dtype)
+        return np.where(y < 0, neg, pos)
     return np.power(x, y)
 
 

@@ -145,6 +145,8 @@ def test_pickle_copy_deepcopy():
         b = pickle.loads(pickle.dumps(a))
         assert b.dtype == a.dtype and b.shape == a.shape
         np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+    s = pickle.loads(pickle.dumps(mx.array(2.5)))
+    assert s.shape == () and s.item() == 2.5
     lazy = mx.array([1.0, 2.0]) * 3
     assert pickle.loads(pickle.dumps(lazy)).tolist() == [3.0, 6.0]
     c = copy.copy(lazy)
@@ -250,6 +252,7 @@ def test_dlpack_against_numpy():
     src = np.arange(5, dtype=np.int16)
     b = mx.from_dlpack(src)
     assert b.dtype == mx.int16 and b.tolist() == list(range(5))
+    assert mx.from_dlpack(np.array(3.0, np.float32)).shape == ()
     with pytest.raises(TypeError, match=r"\[from_dlpack\]"):
         mx.from_dlpack([1, 2])
 

@@ -351,7 +351,7 @@ cdef array convert(object obj, Dtype dtype):
         try:
             data = _np.array(obj, dtype=d.np)
         except OverflowError:
-            data = _np.array(obj).astype(d.np)
+            raise ValueError(f"[array] The Python int {obj} does not fit in {d.name}.") from None
         return from_data(data, d)
     if isinstance(obj, (list, tuple)):
         if _list_has_arrays(obj):
@@ -409,10 +409,11 @@ DEF B_LOGICAL = 3    # inputs as bool, result bool
 DEF B_INTEGER = 4    # integers and bool only
 DEF B_NOCOMPLEX = 5  # arithmetic, but complex is refused (floor_divide, remainder...)
 DEF B_REAL_FLOAT = 6 # promoted, to float32 when integral, complex refused (arctan2)
+DEF B_SHIFT = 7      # integers only; bool with bool shifts as uint8
 
 BINARY_RULES = {"arith": B_ARITH, "divide": B_DIVIDE, "compare": B_COMPARE,
                 "logical": B_LOGICAL, "integer": B_INTEGER, "nocomplex": B_NOCOMPLEX,
-                "real_float": B_REAL_FLOAT}
+                "real_float": B_REAL_FLOAT, "shift": B_SHIFT}
 
 cdef Primitive ASTYPE = None
 
@@ -467,7 +468,9 @@ cdef Dtype binary_compute_dtype(Primitive prim, int rule, Dtype pd):
         return pd
     if rule == B_LOGICAL:
         return D_BOOL
-    if rule == B_INTEGER:
+    if rule == B_INTEGER or rule == B_SHIFT:
+        if rule == B_SHIFT and pd.kind == KIND_BOOL:
+            return <Dtype>DTYPES[1]
         if pd.kind >= KIND_FLOAT:
             raise TypeError(f"[{prim.name}] Only integer and boolean types are supported; got {pd.name}.")
         return pd
@@ -1175,4 +1178,4 @@ cdef class array:
 
 def _unpickle(data, str dtype_name):
     cdef Dtype d = _dtype_by_name(dtype_name)
-    return from_data(_np.ascontiguousarray(data, dtype=d.np), d)
+    return from_data(_np.asarray(data, dtype=d.np, order="C"), d)

@@ -18,7 +18,7 @@ def from_dlpack(x) -> array:
     if data.dtype.kind == "c" and data.dtype.itemsize == 16:
         raise TypeError("[from_dlpack] complex128 has no mx dtype.")
     if not data.flags.c_contiguous:
-        data = np.ascontiguousarray(data)
+        data = np.asarray(data, order="C")
     return wrap(data)
 
 

@@ -50,7 +50,7 @@ cdef double erfinv_d(double x, int newton) nogil:
 
 def erf(x):
     """erf of a float16/bfloat16/float32/float64 array (computed in at least float32)."""
-    src = np.ascontiguousarray(x)
+    src = np.asarray(x, order="C")
     out_dtype = src.dtype
     work = src if src.dtype in (np.float32, np.float64) else src.astype(np.float32)
     res = np.empty_like(work)
@@ -74,7 +74,7 @@ def erf(x):
 
 def erfinv(x):
     """Inverse of erf elementwise; nan outside [-1, 1], +-inf at +-1."""
-    src = np.ascontiguousarray(x)
+    src = np.asarray(x, order="C")
     out_dtype = src.dtype
     work = src.astype(np.float64)
     res = np.empty_like(work)

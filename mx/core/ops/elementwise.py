@@ -40,7 +40,7 @@ def astype(a, dtype, stream=None):
 
 
 def _view_kernel(x, dtype):
-    return np.ascontiguousarray(x).view(dtype.np)
+    return np.asarray(x, order="C").view(dtype.np)
 
 
 VIEW = declare("view", cpu=_view_kernel, doc="reinterpret bytes")
@@ -106,10 +106,18 @@ def _bitwise_invert(x):
 
 
 abs = _unary("abs", np.absolute, "real", "Elementwise absolute value.")
-negative = _unary("negative", np.negative, "same", "Elementwise negation.")
-sign = _unary("sign", np.sign, "same", "Elementwise sign: -1, 0 or 1 (x/|x| for complex).")
+_negative = _unary("negative", np.negative, "same", "Elementwise negation.")
+
+
+def negative(a, /, *, stream=None):
+    """Elementwise negation (not defined for bool: use logical_not)."""
+    x = as_array(a, "negative")
+    if x.dtype.name == "bool":
+        raise ValueError("[negative] The negation operator is not supported for bool arrays; use logical_not.")
+    return _negative(x, stream=stream)
+sign = _unary("sign", lambda x: x.copy() if x.dtype == np.bool_ else np.sign(x), "same", "Elementwise sign: -1, 0 or 1 (x/|x| for complex).")
 exp = _unary("exp", np.exp, "float", "Elementwise exponential.")
-expm1 = _unary("expm1", np.expm1, "float", "exp(x) - 1, accurate for small x.")
+expm1 = _unary("expm1", np.expm1, "float_nocomplex", "exp(x) - 1, accurate for small x.")
 log = _unary("log", np.log, "float", "Elementwise natural logarithm.")
 log2 = _unary("log2", np.log2, "float", "Elementwise base-2 logarithm.")
 log10 = _unary("log10", np.log10, "float", "Elementwise base-10 logarithm.")
@@ -130,13 +138,13 @@ tanh = _unary("tanh", np.tanh, "float", "Elementwise hyperbolic tangent.")
 arcsinh = _unary("arcsinh", np.arcsinh, "float", "Elementwise inverse hyperbolic sine.")
 arccosh = _unary("arccosh", np.arccosh, "float", "Elementwise inverse hyperbolic cosine.")
 arctanh = _unary("arctanh", np.arctanh, "float", "Elementwise inverse hyperbolic tangent.")
-sigmoid = _unary("sigmoid", _sigmoid, "float", "Elementwise logistic sigmoid 1/(1+exp(-x)).")
+sigmoid = _unary("sigmoid", _sigmoid, "float_nocomplex", "Elementwise logistic sigmoid 1/(1+exp(-x)).")
 erf = _unary("erf", _special.erf, "float_nocomplex", "Elementwise error function.")
 erfinv = _unary("erfinv", _special.erfinv, "float_nocomplex", "Elementwise inverse of erf.")
 floor = _unary("floor", np.floor, "nocomplex", "Elementwise floor.")
 ceil = _unary("ceil", np.ceil, "nocomplex", "Elementwise ceiling.")
-degrees = _unary("degrees", np.degrees, "float", "Radians to degrees.")
-radians = _unary("radians", np.radians, "float", "Degrees to radians.")
+degrees = _unary("degrees", lambda x: np.multiply(x, x.dtype.type(180.0 / np.pi)), "float", "Radians to degrees.")
+radians = _unary("radians", lambda x: np.multiply(x, x.dtype.type(np.pi / 180.0)), "float", "Degrees to radians.")
 isnan = _unary("isnan", np.isnan, "bool", "True where the element is NaN.")
 isinf = _unary("isinf", np.isinf, "bool", "True where the element is +-inf.")
 isfinite = _unary("isfinite", np.isfinite, "bool", "True where the element is finite.")
@@ -172,8 +180,6 @@ ROUND = declare("round", cpu=_round_kernel, doc="round half to even")
 def round(a, /, decimals=0, stream=None):
     """Round to `decimals` decimal places (halfway cases to even)."""
     x = as_array(a, "round")
-    if x.dtype.name == "complex64":
-        raise TypeError("[round] Complex inputs are not supported.")
     if x.dtype.name in ("bool",) or x.dtype.name.startswith(("int", "uint")):
         if decimals >= 0:
             return x
@@ -231,12 +237,19 @@ def _power(x, y):
     return np.power(x, y)
 
 
+def _subtract(x, y, out=None):
+    # NumPy refuses bool - bool; MLX gives their exclusive or
+    if x.dtype == np.bool_:
+        return np.not_equal(x, y, out=out)
+    return np.subtract(x, y, out=out)
+
+
 def _logaddexp(x, y):
     return np.logaddexp(x, y)
 
 
 add = _binary("add", np.add, "arith", "Elementwise a + b with broadcasting.")
-subtract = _binary("subtract", np.subtract, "arith", "Elementwise a - b with broadcasting.")
+subtract = _binary("subtract", _subtract, "arith", "Elementwise a - b with broadcasting.", donates=True)
 multiply = _binary("multiply", np.multiply, "arith", "Elementwise a * b with broadcasting.")
 divide = _binary("divide", np.true_divide, "divide", "Elementwise true division (integers give float32).")
 floor_divide = _binary("floor_divide", np.floor_divide, "nocomplex", "Elementwise floor(a / b).")
@@ -257,8 +270,8 @@ logical_or = _binary("logical_or", np.logical_or, "logical", "Elementwise logica
 bitwise_and = _binary("bitwise_and", np.bitwise_and, "integer", "Elementwise bitwise AND.")
 bitwise_or = _binary("bitwise_or", np.bitwise_or, "integer", "Elementwise bitwise OR.")
 bitwise_xor = _binary("bitwise_xor", np.bitwise_xor, "integer", "Elementwise bitwise XOR.")
-left_shift = _binary("left_shift", np.left_shift, "integer", "Elementwise a << b.")
-right_shift = _binary("right_shift", np.right_shift, "integer", "Elementwise a >> b.")
+left_shift = _binary("left_shift", np.left_shift, "shift", "Elementwise a << b.")
+right_shift = _binary("right_shift", np.right_shift, "shift", "Elementwise a >> b.")
 
 _array._set_operator_primitives({k: v for k, v in BINARY.items()} | {"negative": UNARY["negative"]})
 

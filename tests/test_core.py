@@ -498,3 +498,12 @@ def test_cache_limit():
         assert mx.set_cache_limit(prev) == 0
     with pytest.raises(ValueError, match=r"\[set_memory_limit\]"):
         mx.set_memory_limit(-1)
+
+
+def test_memory_limit_getter():
+    prev = mx.set_memory_limit(1 << 40)
+    try:
+        assert mx.get_memory_limit() == 1 << 40
+    finally:
+        mx.set_memory_limit(prev)
+    assert mx.get_memory_limit() == prev

@@ -276,3 +276,23 @@ def test_promotion_values_survive(a, b):
 def test_python_scalar_operands_match_numpy(x, scalar):
     check(lambda xp, a: a * scalar + scalar, x)
     check(lambda xp, a: xp.maximum(a, scalar), x)
+
+
+def test_array_api_aliases_and_small_ops():
+    x = np.array([-1.5, -0.5, 0.5, 2.5], np.float32)
+    check(lambda xp, a: xp.trunc(a), x)
+    assert mx.trunc(mx.array([1, 2])).dtype == mx.int32
+    for alias, name in [("acos", "arccos"), ("asin", "arcsin"), ("atan", "arctan"),
+                        ("acosh", "arccosh"), ("asinh", "arcsinh"), ("atanh", "arctanh")]:
+        assert getattr(mx, alias) is getattr(mx, name)
+    assert mx.atan2 is mx.arctan2 and mx.pow is mx.power
+    assert mx.bitwise_left_shift(mx.array([1]), 3).tolist() == [8]
+    assert mx.logical_xor(mx.array([1, 0, 1]), mx.array([1, 1, 0])).tolist() == [False, True, True]
+    p = mx.positive(mx.array([1j]))
+    assert p.dtype == mx.complex64 and p.tolist() == [1j]
+    m = mx.matrix_transpose(mx.array(np.arange(6).reshape(1, 2, 3)))
+    assert m.shape == (1, 3, 2)
+    with pytest.raises(ValueError, match=r"\[matrix_transpose\]"):
+        mx.matrix_transpose(mx.array([1, 2]))
+    with pytest.raises(TypeError, match=r"\[trunc\] Complex"):
+        mx.trunc(mx.array([1j]))

@@ -21,6 +21,7 @@ from mx.core.ops.shape import *  # noqa: F401,F403
 from mx.core.ops.indexing import *  # noqa: F401,F403
 from mx.core.ops.creation import *  # noqa: F401,F403
 from mx.core.ops.products import *  # noqa: F401,F403
+from mx.core.ops.aliases import *  # noqa: F401,F403
 from mx.core.printing import *  # noqa: F401,F403
 from mx.core.memory import *  # noqa: F401,F403
 from mx.core.interop import from_dlpack  # noqa: F401
@@ -37,9 +38,9 @@ nan = float("nan")
 def _bind():
     from mx.core import _array, _scheduler, printing
     from mx.core.devices import check_stream
-    from mx.core.ops import elementwise, reduction, shape, indexing, creation, products
+    from mx.core.ops import elementwise, reduction, shape, indexing, creation, products, aliases
     ns = _types.SimpleNamespace()
-    for mod in (elementwise, reduction, shape, indexing, creation, products):
+    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases):
         for name in mod.__all__:
             setattr(ns, name, getattr(mod, name))
     # internals the array's methods call

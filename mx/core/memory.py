@@ -14,6 +14,12 @@ def _physical_memory() -> int:
 
 
 _memory.set_limit(_physical_memory())
+_limit = [_physical_memory()]
+
+
+def get_memory_limit() -> int:
+    """The current memory limit in bytes."""
+    return _limit[0]
 
 
 def get_active_memory() -> int:
@@ -45,7 +51,9 @@ def _check_limit(limit, op):
 def set_memory_limit(limit: int) -> int:
     """Cap the bytes mx buffers may hold; an evaluation that would exceed it raises
     MemoryError. Returns the previous limit."""
-    return int(_memory.set_limit(_check_limit(limit, "set_memory_limit")))
+    prev = int(_memory.set_limit(_check_limit(limit, "set_memory_limit")))
+    _limit[0] = limit
+    return prev
 
 
 def set_cache_limit(limit: int) -> int:
@@ -66,5 +74,5 @@ def clear_cache() -> None:
     _memory.clear_cache()
 
 
-__all__ = ["get_active_memory", "get_peak_memory", "reset_peak_memory", "get_cache_memory",
+__all__ = ["get_memory_limit", "get_active_memory", "get_peak_memory", "reset_peak_memory", "get_cache_memory",
            "set_memory_limit", "set_cache_limit", "set_wired_limit", "clear_cache"]

@@ -1,0 +1,53 @@
+"""Array-API spellings MLX also exposes, and the few small ops that exist only as
+compositions or aliases of ops declared elsewhere."""
+from __future__ import annotations
+
+import numpy as np
+
+from mx.core._array import BINARY_RULES, UNARY_RULES, binary_op, unary_op
+from mx.core.primitives import declare
+from mx.core.ops import elementwise as _e
+from mx.core.ops._util import as_array
+
+acos = _e.arccos
+acosh = _e.arccosh
+asin = _e.arcsin
+asinh = _e.arcsinh
+atan = _e.arctan
+atanh = _e.arctanh
+atan2 = _e.arctan2
+pow = _e.power
+bitwise_left_shift = _e.left_shift
+bitwise_right_shift = _e.right_shift
+
+_TRUNC = declare("trunc", cpu=np.trunc, donates=True, doc="round toward zero")
+_LOGICAL_XOR = declare("logical_xor", cpu=np.logical_xor, donates=True, doc="logical xor")
+
+
+def trunc(a, /, *, stream=None):
+    """Elementwise rounding toward zero (integers pass through)."""
+    return unary_op(_TRUNC, UNARY_RULES["nocomplex"], a, stream)
+
+
+def logical_xor(a, b, /, *, stream=None):
+    """Elementwise logical exclusive or (inputs read as bool)."""
+    return binary_op(_LOGICAL_XOR, BINARY_RULES["logical"], a, b, stream)
+
+
+def positive(a, /, *, stream=None):
+    """Elementwise unary plus: a copy of `a`."""
+    return _e.copy(as_array(a, "positive"), stream=stream)
+
+
+def matrix_transpose(a, /, *, stream=None):
+    """`a` with its last two axes swapped."""
+    from mx.core.ops.shape import swapaxes
+    x = as_array(a, "matrix_transpose")
+    if x.ndim < 2:
+        raise ValueError(f"[matrix_transpose] The array must have at least 2 dimensions; got shape {x.shape}.")
+    return swapaxes(x, -1, -2, stream=stream)
+
+
+__all__ = ["acos", "acosh", "asin", "asinh", "atan", "atanh", "atan2", "pow",
+           "bitwise_left_shift", "bitwise_right_shift", "trunc", "logical_xor", "positive",
+           "matrix_transpose"]

@@ -22,6 +22,7 @@ from mx.core.ops.indexing import *  # noqa: F401,F403
 from mx.core.ops.creation import *  # noqa: F401,F403
 from mx.core.ops.products import *  # noqa: F401,F403
 from mx.core.ops.aliases import *  # noqa: F401,F403
+from mx.core.transforms import *  # noqa: F401,F403
 from mx.core.printing import *  # noqa: F401,F403
 from mx.core.memory import *  # noqa: F401,F403
 from mx.core.interop import from_dlpack  # noqa: F401
@@ -56,5 +57,17 @@ def _bind():
 
 _bind()
 del _bind
+
+
+def _install_transform_rules():
+    from mx.core.ops import elementwise, reduction, shape, indexing, creation, products, aliases
+    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases):
+        install = getattr(mod, "install_rules", None)
+        if install is not None:
+            install()
+
+
+_install_transform_rules()
+del _install_transform_rules
 
 asarray = array

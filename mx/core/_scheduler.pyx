@@ -63,10 +63,19 @@ def kernel_context():
     return _Quiet()
 cdef object np_asarray = _np.asarray
 cdef unsigned long EPOCH = 1
+# > 0 while a transform traces a function: evaluated nodes keep their graph (the transform
+# walks it afterwards) and no buffer is donated (a traced value may be needed again).
+cdef int KEEP_GRAPH = 0
+
+
+def keep_graph(int delta):
+    """Enter (+1) or leave (-1) a region where eval keeps graphs; returns the new depth."""
+    global KEEP_GRAPH
+    KEEP_GRAPH += delta
+    return KEEP_GRAPH
 cdef object LOCK = threading.RLock()
 
-# Hooks for the memory accounting and the GPU backend (set by mx.core.memory / backend).
-cdef object _ON_ALLOC = None
+# Hook for the GPU backend (set by mx/backend when a GPU shim loads).
 cdef object _DISPATCH = None     # backend dispatch: dispatch(node, prim, args) or None
 
 # How many references a dying input holds while the run loop looks at it: the consumer's
@@ -74,11 +83,6 @@ cdef object _DISPATCH = None     # backend dispatch: dispatch(node, prim, args) 
 # can_donate's local.
 DEF NODE_REFS = 2
 DEF DATA_REFS = 3
-
-
-def set_alloc_hook(fn):
-    global _ON_ALLOC
-    _ON_ALLOC = fn
 
 
 def set_dispatch(fn):
@@ -124,6 +128,9 @@ cdef inline bint can_donate(array inp, array node):
         return False
     if inp._dtype is not node._dtype or inp._shape != node._shape:
         return False
+    if node._dtype.kind == 0:
+        # NumPy computes some bool ops (floor_divide, power) in int8: no bool out= buffers
+        return False
     flags = d.flags
     return d.base is None and flags.c_contiguous and flags.writeable
 
@@ -142,7 +149,7 @@ cdef object run_node(array node):
     kernel = prim.cpu
     if kernel is None:
         raise NotImplementedError(f"[{prim.name}] has no CPU kernel.")
-    if prim.donates:
+    if prim.donates and KEEP_GRAPH == 0:
         for x in inputs:
             if can_donate(<array>x, node):
                 donor = (<array>x)._data
@@ -199,18 +206,16 @@ cdef _run(list roots):
         out = run_node(node)
         if node._siblings is None:
             node._data = fix_output(out, node)
-            if _ON_ALLOC is not None:
-                _ON_ALLOC(node._data)
-            detach(node)
+            if KEEP_GRAPH == 0:
+                detach(node)
         else:
             sibs = node._siblings
             for k in range(len(sibs)):
                 sib = <array>sibs[k]
                 sib._data = fix_output(out[k], sib)
-                if _ON_ALLOC is not None:
-                    _ON_ALLOC(sib._data)
-            for k in range(len(sibs)):
-                detach(<array>sibs[k])
+            if KEEP_GRAPH == 0:
+                for k in range(len(sibs)):
+                    detach(<array>sibs[k])
         node = None
 
 

@@ -367,3 +367,240 @@ __all__ = sorted(
     + ["astype", "view", "round", "nan_to_num", "divmod", "where", "clip", "isclose",
        "allclose", "array_equal", "conj", "logical_not"]
 )
+
+
+# ---------------------------------------------------------------------------------------
+# transformation rules (docs/transforms.md). Derivatives are written with mx ops so that
+# they are themselves differentiable.
+# ---------------------------------------------------------------------------------------
+def _mx():
+    import mx.core as mx
+    return mx
+
+
+def _unary_derivatives():
+    mx = _mx()
+    ln2, ln10 = float(np.log(2.0)), float(np.log(10.0))
+    return {
+        "abs": lambda x, y: mx.sign(x) if x.dtype.name != "complex64" else mx.conjugate(x) / mx.maximum(y, 1e-30),
+        "negative": lambda x, y: -mx.ones_like(x),
+        "sign": None, "floor": None, "ceil": None, "round": None, "trunc": None,
+        "exp": lambda x, y: y,
+        "expm1": lambda x, y: y + 1,
+        "log": lambda x, y: 1 / x,
+        "log2": lambda x, y: 1 / (x * ln2),
+        "log10": lambda x, y: 1 / (x * ln10),
+        "log1p": lambda x, y: 1 / (x + 1),
+        "sqrt": lambda x, y: 0.5 / y,
+        "rsqrt": lambda x, y: -0.5 * y / x,
+        "square": lambda x, y: 2 * x,
+        "reciprocal": lambda x, y: -(y * y),
+        "sin": lambda x, y: mx.cos(x),
+        "cos": lambda x, y: -mx.sin(x),
+        "tan": lambda x, y: 1 + y * y,
+        "arcsin": lambda x, y: mx.rsqrt(1 - x * x),
+        "arccos": lambda x, y: -mx.rsqrt(1 - x * x),
+        "arctan": lambda x, y: 1 / (1 + x * x),
+        "sinh": lambda x, y: mx.cosh(x),
+        "cosh": lambda x, y: mx.sinh(x),
+        "tanh": lambda x, y: 1 - y * y,
+        "arcsinh": lambda x, y: mx.rsqrt(x * x + 1),
+        "arccosh": lambda x, y: mx.rsqrt(x * x - 1),
+        "arctanh": lambda x, y: 1 / (1 - x * x),
+        "sigmoid": lambda x, y: y * (1 - y),
+        "erf": lambda x, y: (2.0 / float(np.sqrt(np.pi))) * mx.exp(-(x * x)),
+        "erfinv": lambda x, y: (float(np.sqrt(np.pi)) / 2.0) * mx.exp(y * y),
+        "degrees": lambda x, y: mx.full_like(x, 180.0 / np.pi) if hasattr(mx, "full_like") else mx.ones_like(x) * (180.0 / np.pi),
+        "radians": lambda x, y: mx.ones_like(x) * (np.pi / 180.0),
+        "conjugate": None,
+        "stop_gradient": None,
+        "copy": lambda x, y: mx.ones_like(x),
+    }
+
+
+def _is_float(d):
+    return d.name in ("float16", "bfloat16", "float32", "float64", "complex64")
+
+
+def _install_unary_rules():
+    derivs = _unary_derivatives()
+    zero_grad = {"sign", "floor", "ceil", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
+                 "bitwise_invert", "logical_not", "round", "trunc"}
+    for name, (prim, rule) in UNARY.items():
+        code = UNARY_RULES[rule]
+
+        def vmap_rule(inputs, axes, out, _p=prim, _c=code):
+            return unary_op(_p, _c, inputs[0], None), axes[0]
+
+        prim.vmap = vmap_rule
+        if name in zero_grad:
+            prim.vjp = lambda primals, ct, out: [None]
+            prim.jvp = lambda primals, tangents, out: _mx().zeros(out.shape, out.dtype)
+            continue
+        if name == "stop_gradient":
+            prim.vjp = lambda primals, ct, out: [None]
+            prim.jvp = lambda primals, tangents, out: _mx().zeros(out.shape, out.dtype)
+            continue
+        if name == "conjugate":
+            prim.vjp = lambda primals, ct, out: [_mx().conjugate(ct)]
+            prim.jvp = lambda primals, tangents, out: _mx().conjugate(tangents[0])
+            continue
+        if name in ("real", "imag"):
+            mx = _mx()
+            if name == "real":
+                prim.vjp = lambda primals, ct, out: [ct.astype(primals[0].dtype)]
+                prim.jvp = lambda primals, tangents, out: _mx().real(tangents[0])
+            else:
+                prim.vjp = lambda primals, ct, out: [
+                    (ct.astype(primals[0].dtype) * (-1j)) if primals[0].dtype.name == "complex64"
+                    else _mx().zeros_like(primals[0])]
+                prim.jvp = lambda primals, tangents, out: _mx().imag(tangents[0])
+            continue
+        d = derivs.get(name)
+        if d is None:
+            continue
+
+        def vjp_rule(primals, ct, out, _d=d):
+            return [ct * _d(primals[0], out)]
+
+        def jvp_rule(primals, tangents, out, _d=d):
+            return tangents[0] * _d(primals[0], out)
+
+        prim.vjp = vjp_rule
+        prim.jvp = jvp_rule
+
+
+def _binary_derivatives():
+    mx = _mx()
+
+    def power_da(x, y, out):
+        return y * mx.power(x, y - 1)
+
+    def power_db(x, y, out):
+        safe = mx.where(x > 0, x, mx.ones_like(x)) if x.dtype.name != "complex64" else x
+        return mx.where(x > 0, out * mx.log(safe), mx.zeros(out.shape, out.dtype)) if x.dtype.name != "complex64" else out * mx.log(x)
+
+    def maxmin(sel):
+        def da(x, y, out):
+            return sel(x, y).astype(out.dtype)
+
+        return da
+
+    return {
+        "add": (lambda x, y, o: 1, lambda x, y, o: 1),
+        "subtract": (lambda x, y, o: 1, lambda x, y, o: -1),
+        "multiply": (lambda x, y, o: y, lambda x, y, o: x),
+        "divide": (lambda x, y, o: 1 / y, lambda x, y, o: -(o / y)),
+        "power": (power_da, power_db),
+        "maximum": (maxmin(lambda x, y: x >= y), maxmin(lambda x, y: x < y)),
+        "minimum": (maxmin(lambda x, y: x <= y), maxmin(lambda x, y: x > y)),
+        "logaddexp": (lambda x, y, o: mx.exp(x - o), lambda x, y, o: mx.exp(y - o)),
+        "arctan2": (lambda x, y, o: y / (x * x + y * y), lambda x, y, o: -x / (x * x + y * y)),
+        "remainder": (lambda x, y, o: 1, lambda x, y, o: -mx.floor_divide(x, y)),
+    }
+
+
+def _install_binary_rules():
+    derivs = _binary_derivatives()
+    from mx.core.transforms import broadcast_batch
+    for name, (prim, code) in BINARY.items():
+        def vmap_rule(inputs, axes, out, _p=prim, _c=code):
+            x, y = broadcast_batch(inputs, axes)
+            return binary_op(_p, _c, x, y, None), 0
+
+        prim.vmap = vmap_rule
+        pair = derivs.get(name)
+        if pair is None:
+            # comparisons, logic, bitwise and floor_divide: piecewise constant
+            prim.vjp = lambda primals, ct, out: [None, None]
+            prim.jvp = lambda primals, tangents, out: _mx().zeros(out.shape, out.dtype)
+            continue
+        da, db = pair
+
+        def vjp_rule(primals, ct, out, _da=da, _db=db):
+            x, y = primals
+            return [ct * _da(x, y, out) if _is_float(x.dtype) else None,
+                    ct * _db(x, y, out) if _is_float(y.dtype) else None]
+
+        def jvp_rule(primals, tangents, out, _da=da, _db=db):
+            x, y = primals
+            tx, ty = tangents
+            res = None
+            if tx is not None:
+                res = tx * _da(x, y, out)
+            if ty is not None:
+                t = ty * _db(x, y, out)
+                res = t if res is None else res + t
+            mx = _mx()
+            return mx.broadcast_to(res, out.shape) if res.shape != out.shape else res
+
+        prim.vjp = vjp_rule
+        prim.jvp = jvp_rule
+
+
+def _install_misc_rules():
+    mx = _mx()
+    from mx.core.transforms import broadcast_batch
+
+    def astype_vjp(primals, ct, out, dtype):
+        return [ct.astype(primals[0].dtype) if _is_float(primals[0].dtype) else None]
+
+    ASTYPE.vjp = astype_vjp
+    ASTYPE.jvp = lambda primals, tangents, out, dtype: tangents[0].astype(dtype) if _is_float(dtype) else mx.zeros(out.shape, out.dtype)
+    ASTYPE.vmap = lambda inputs, axes, out, dtype: (astype(inputs[0], dtype), axes[0])
+
+    VIEW.vjp = lambda primals, ct, out, dtype: [None]
+    VIEW.jvp = lambda primals, tangents, out, dtype: mx.zeros(out.shape, out.dtype)
+
+    def view_vmap(inputs, axes, out, dtype):
+        x = mx.moveaxis(inputs[0], axes[0], 0) if axes[0] != 0 else inputs[0]
+        if x.ndim == 1 and dtype.size != x.dtype.size:
+            x = mx.expand_dims(x, -1)
+            return mx.squeeze(view(x, dtype), -1) if dtype.size == x.dtype.size else view(x, dtype), 0
+        return view(x, dtype), 0
+
+    VIEW.vmap = view_vmap
+
+    ROUND.vjp = lambda primals, ct, out, decimals: [None]
+    ROUND.jvp = lambda primals, tangents, out, decimals: mx.zeros(out.shape, out.dtype)
+    ROUND.vmap = lambda inputs, axes, out, decimals: (round(inputs[0], decimals), axes[0])
+
+    def ntn_vjp(primals, ct, out, nan, posinf, neginf):
+        return [ct * isfinite(primals[0]).astype(ct.dtype)]
+
+    NAN_TO_NUM.vjp = ntn_vjp
+    NAN_TO_NUM.jvp = lambda primals, tangents, out, **kw: tangents[0] * isfinite(primals[0]).astype(out.dtype)
+    NAN_TO_NUM.vmap = lambda inputs, axes, out, **kw: (
+        make_node(NAN_TO_NUM, (inputs[0],), kw, inputs[0].shape, inputs[0].dtype), axes[0])
+
+    def select_vjp(primals, ct, out):
+        c, x, y = primals
+        zero = mx.zeros_like(ct)
+        return [None, where(c, ct, zero) if _is_float(x.dtype) else None,
+                where(c, zero, ct) if _is_float(y.dtype) else None]
+
+    def select_jvp(primals, tangents, out):
+        c, x, y = primals
+        _, tx, ty = tangents
+        tx = mx.zeros(out.shape, out.dtype) if tx is None else tx
+        ty = mx.zeros(out.shape, out.dtype) if ty is None else ty
+        return where(c, tx, ty)
+
+    def select_vmap(inputs, axes, out):
+        c, x, y = broadcast_batch(inputs, axes)
+        return where(c, x, y), 0
+
+    SELECT.vjp = select_vjp
+    SELECT.jvp = select_jvp
+    SELECT.vmap = select_vmap
+
+    from mx.core.transforms import _IDENTITY  # noqa: F401  (leaf rules live with it)
+
+
+def install_rules():
+    _install_unary_rules()
+    _install_binary_rules()
+    _install_misc_rules()
+    _LOGICAL_NOT.vjp = lambda primals, ct, out: [None]
+    _LOGICAL_NOT.jvp = lambda primals, tangents, out: _mx().zeros(out.shape, out.dtype)
+    _LOGICAL_NOT.vmap = lambda inputs, axes, out: (unary_op(_LOGICAL_NOT, UNARY_RULES["bool"], inputs[0], None), axes[0])

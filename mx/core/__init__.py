@@ -22,6 +22,10 @@ from mx.core.ops.indexing import *  # noqa: F401,F403
 from mx.core.ops.creation import *  # noqa: F401,F403
 from mx.core.ops.products import *  # noqa: F401,F403
 from mx.core.ops.aliases import *  # noqa: F401,F403
+from mx.core.ops.sorting import *  # noqa: F401,F403
+from mx.core.ops.conv import *  # noqa: F401,F403
+from mx.core.ops.einsum import *  # noqa: F401,F403
+from mx.core import random, linalg, fft  # noqa: F401
 from mx.core.transforms import *  # noqa: F401,F403
 from mx.core.printing import *  # noqa: F401,F403
 from mx.core.memory import *  # noqa: F401,F403
@@ -39,9 +43,11 @@ nan = float("nan")
 def _bind():
     from mx.core import _array, _scheduler, printing
     from mx.core.devices import check_stream
-    from mx.core.ops import elementwise, reduction, shape, indexing, creation, products, aliases
+    from mx.core.ops import (elementwise, reduction, shape, indexing, creation, products,
+                             aliases, sorting, conv, einsum)
     ns = _types.SimpleNamespace()
-    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases):
+    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases, sorting,
+                conv, einsum):
         for name in mod.__all__:
             setattr(ns, name, getattr(mod, name))
     # internals the array's methods call
@@ -60,8 +66,11 @@ del _bind
 
 
 def _install_transform_rules():
-    from mx.core.ops import elementwise, reduction, shape, indexing, creation, products, aliases
-    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases):
+    from mx.core.ops import (elementwise, reduction, shape, indexing, creation, products,
+                             aliases, sorting, conv, einsum)
+    from mx.core import random, linalg, fft
+    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases, sorting,
+                conv, einsum, random, linalg, fft):
         install = getattr(mod, "install_rules", None)
         if install is not None:
             install()

@@ -6,11 +6,11 @@ from setuptools import Extension, setup
 from Cython.Build import cythonize
 import numpy
 
+# Bounds checks and negative indexing stay on: these modules index Python lists the Python
+# way, and a wrong index must raise, not read past the end. Typed hot loops (the special
+# functions) switch them off in their own file headers.
 directives = {
     "language_level": "3",
-    "boundscheck": False,
-    "wraparound": False,
-    "cdivision": True,
     "embedsignature": True,
 }
 

@@ -507,3 +507,29 @@ def test_memory_limit_getter():
     finally:
         mx.set_memory_limit(prev)
     assert mx.get_memory_limit() == prev
+
+
+def test_setitem_keeps_values_for_earlier_consumers():
+    a = mx.array([1.0, 2.0, 3.0])
+    y = a + 0            # built before the assignment: reads the old value
+    alias = a            # the same array object: sees the new value (as MLX)
+    a[0] = 5
+    z = a * 1            # built after: reads the new value
+    a[1] = 7
+    assert y.tolist() == [1.0, 2.0, 3.0]
+    assert z.tolist() == [5.0, 2.0, 3.0]
+    assert alias.tolist() == [5.0, 7.0, 3.0]
+    b = mx.zeros((3,))   # lazy array assigned into
+    w = b + 1
+    b[1] = 4
+    assert w.tolist() == [1.0, 1.0, 1.0] and b.tolist() == [0.0, 4.0, 0.0]
+    c = mx.array([1.0, 2.0])
+    c[:] = c             # the value is the array itself: no cycle
+    assert c.tolist() == [1.0, 2.0]
+
+
+def test_setitem_in_a_loop_keeps_no_history():
+    a = mx.zeros((8,))
+    for i in range(8):
+        a[i] = i
+    assert a._history is None and a.tolist() == list(range(8))

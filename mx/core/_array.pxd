@@ -21,8 +21,23 @@ cdef class array:
     cdef public bint _weak          # made from a Python scalar: promotes weakly
     cdef public unsigned long _mark # scheduler's visit marker
     cdef public object _pending     # future of an async_eval that will fill _data
+    cdef public int _version        # bumped by __setitem__ when consumers may hold this array
+    cdef public dict _history       # version -> the array's value at that version
+    cdef public tuple _in_versions  # versions of _inputs when this node was built (None: all 0)
     cdef object __weakref__
     cdef object _np(self)
+
+
+cdef inline array resolve_input(array node, Py_ssize_t i, array inp):
+    """The value input i of `node` had when node was built (a later `inp[...] = v` gives
+    inp a new value; node still reads the old one)."""
+    cdef int expected
+    if inp._history is None:
+        return inp
+    expected = <int>node._in_versions[i] if node._in_versions is not None else 0
+    if expected == inp._version:
+        return inp
+    return <array>inp._history[expected]
 
 
 cdef array new_node(object prim, tuple inputs, object params, tuple shape, Dtype dtype, object stream)

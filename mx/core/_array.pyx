@@ -9,6 +9,9 @@ promotion, scalar wrapping) live here, typed, because every op call goes through
 """
 cimport cython
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+
+cdef extern from "Python.h":
+    Py_ssize_t Py_REFCNT(object o)
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release
 from cpython.object cimport Py_EQ, Py_NE
 
@@ -171,7 +174,18 @@ cdef array new_node(object prim, tuple inputs, object params, tuple shape, Dtype
     a._shape = shape
     a._dtype = dtype
     a._stream = stream
+    for x in inputs:
+        if (<array>x)._version != 0:
+            a._in_versions = tuple([(<array>y)._version for y in inputs])
+            break
     return a
+
+
+def inputs_of(array node):
+    """The input arrays of `node` as they were when it was built (see resolve_input)."""
+    if node._inputs is None:
+        return ()
+    return tuple([resolve_input(node, i, <array>node._inputs[i]) for i in range(len(node._inputs))])
 
 
 cdef array from_data(object data, Dtype dtype):
@@ -211,13 +225,16 @@ cdef array clone(array src):
     cdef array a = array.__new__(array)
     a._data = src._data
     a._prim = src._prim
-    a._inputs = src._inputs
+    # a tuple of its own: input reference counts must count both consumers, or the first
+    # evaluation could donate a buffer the other still needs
+    a._inputs = None if src._inputs is None else tuple(list(src._inputs))
     a._params = src._params
     a._shape = src._shape
     a._dtype = src._dtype
     a._stream = src._stream
     a._index = src._index
     a._pending = src._pending
+    a._in_versions = src._in_versions
     if src._siblings is not None:
         # the clone stands in for src among its siblings, so evaluating either fills both
         # only when they are the same object; evaluate through src instead
@@ -822,6 +839,20 @@ cdef class array:
             # a multi-output sibling is evaluated first so that no graph refers to it
             self._np()
         cdef array old = clone(self)
+        if Py_REFCNT(self) > 2:
+            # graph nodes (or aliases) may hold this array: nodes built so far must keep
+            # reading the value it has now, which `old` holds
+            if self._history is None:
+                self._history = {}
+            self._history[self._version] = old
+            self._version += 1
+        # operands that are this very array read its old value too
+        if val is self:
+            val = old
+        if type(idx) is tuple:
+            idx = tuple([old if x is self else x for x in idx])
+        elif idx is self:
+            idx = old
         cdef array new = <array>_OPS.setitem(old, idx, val)
         self._data = new._data
         self._prim = new._prim
@@ -833,6 +864,7 @@ cdef class array:
         self._siblings = None
         self._index = 0
         self._pending = new._pending
+        self._in_versions = new._in_versions
 
     # -- arithmetic operators -------------------------------------------------------------
     def __add__(self, other):

@@ -3,7 +3,7 @@
 intermediates as soon as their last consumer ran, and donate dying input buffers.
 """
 cimport cython
-from mx.core._array cimport array, Primitive, Dtype
+from mx.core._array cimport array, Primitive, Dtype, resolve_input
 
 import threading
 import numpy as _np
@@ -98,6 +98,7 @@ cdef list topo_order(list roots):
     cdef list order = []
     cdef list stack = []
     cdef array n, inp
+    cdef Py_ssize_t i
     for r in roots:
         n = <array>r
         if n._data is None and n._mark != done:
@@ -113,8 +114,8 @@ cdef list topo_order(list roots):
                 order.append(n)
                 continue
             n._mark = opened
-            for x in n._inputs:
-                inp = <array>x
+            for i in range(len(n._inputs)):
+                inp = resolve_input(n, i, <array>n._inputs[i])
                 if inp._data is None and inp._mark != done:
                     if inp._mark == opened:
                         raise RuntimeError("[eval] The graph has a cycle.")
@@ -135,9 +136,19 @@ cdef inline bint can_donate(array inp, array node):
     return d.base is None and flags.c_contiguous and flags.writeable
 
 
+cdef inline bint _any_history(tuple inputs):
+    for x in inputs:
+        if (<array>x)._history is not None:
+            return True
+    return False
+
+
 cdef object run_node(array node):
     cdef Primitive prim = <Primitive>node._prim
     cdef tuple inputs = node._inputs
+    cdef Py_ssize_t i
+    if node._in_versions is not None or _any_history(inputs):
+        inputs = tuple([resolve_input(node, i, <array>inputs[i]) for i in range(len(inputs))])
     cdef list args = [(<array>x)._data for x in inputs]
     cdef object params = node._params
     cdef object out = None
@@ -179,6 +190,7 @@ cdef void detach(array node):
     node._inputs = None
     node._params = None
     node._siblings = None
+    node._in_versions = None
 
 
 def eval_arrays(list roots):

@@ -14,7 +14,7 @@ import inspect
 import numpy as np
 
 from mx.core import _array
-from mx.core._array import array, make_node, make_nodes, wrap
+from mx.core._array import array, inputs_of, make_node, make_nodes, wrap
 from mx.core._scheduler import keep_graph
 from mx.core.primitives import declare
 
@@ -117,7 +117,7 @@ def _graph_order(outputs, stop):
         stack.append((node, True))
         if key in stop or node._prim is None:
             continue
-        for inp in reversed(node._inputs):
+        for inp in reversed(inputs_of(node)):
             if id(inp) not in seen:
                 stack.append((inp, False))
     return order
@@ -130,7 +130,7 @@ def _depends(order, leaf_ids):
             continue
         if node._prim.name == "stop_gradient":
             continue
-        if any(id(i) in dep for i in node._inputs):
+        if any(id(i) in dep for i in inputs_of(node)):
             dep.add(id(node))
     return dep
 
@@ -185,8 +185,9 @@ def _backprop(outputs, cotangents, leaves):
             raise ValueError(f"[vjp] Primitive '{prim.name}' has no vjp rule: it cannot be "
                              "differentiated.")
         params = node._params or {}
-        in_cts = prim.vjp(list(node._inputs), ct, out, **params)
-        for inp, c in zip(node._inputs, in_cts):
+        ins = inputs_of(node)
+        in_cts = prim.vjp(list(ins), ct, out, **params)
+        for inp, c in zip(ins, in_cts):
             if c is None or id(inp) not in dep:
                 continue
             if c.shape != inp.shape:
@@ -259,17 +260,18 @@ def jvp(fun, primals, tangents):
         prim = node._prim
         if prim.jvp is None:
             raise ValueError(f"[jvp] Primitive '{prim.name}' has no jvp rule.")
-        in_t = [tan.get(id(i)) if id(i) in dep else None for i in node._inputs]
+        ins = inputs_of(node)
+        in_t = [tan.get(id(i)) if id(i) in dep else None for i in ins]
         if all(t is None for t in in_t):
             continue
         params = node._params or {}
         if sibs is not None:
             done_groups.add(id(sibs))
-            outs_t = prim.jvp(list(node._inputs), in_t, list(sibs), **params)
+            outs_t = prim.jvp(list(ins), in_t, list(sibs), **params)
             for s, t in zip(sibs, outs_t):
                 tan[id(s)] = t
         else:
-            tan[key] = prim.jvp(list(node._inputs), in_t, node, **params)
+            tan[key] = prim.jvp(list(ins), in_t, node, **params)
     return outs, [tan.get(id(o)) if tan.get(id(o)) is not None else _zeros_like(o) for o in outs]
 
 
@@ -520,7 +522,7 @@ def _vmap_graph(outputs, placeholders):
     # stop_gradient does not stop batching
     for node in order:
         if node._prim is not None and node._prim.name == "stop_gradient" and \
-                any(id(i) in dep for i in node._inputs):
+                any(id(i) in dep for i in inputs_of(node)):
             dep.add(id(node))
     done = set()
     for node in order:
@@ -534,7 +536,7 @@ def _vmap_graph(outputs, placeholders):
         if prim.vmap is None:
             raise ValueError(f"[vmap] Primitive '{prim.name}' has no vmap rule.")
         ins, axes = [], []
-        for i in node._inputs:
+        for i in inputs_of(node):
             v = values.get(id(i))
             if v is None:
                 ins.append(i)

@@ -680,3 +680,473 @@ __all__ = [
     "roll", "split", "squeeze", "stack", "swapaxes", "tile", "transpose", "tril", "triu",
     "unflatten", "unstack",
 ]
+
+
+# ---------------------------------------------------------------------------------------
+# transformation rules (docs/transforms.md)
+#
+# Every primitive here is linear in its array input, so each jvp applies the primitive to
+# the tangent with the same parameters, and each vjp applies the transposed linear map to
+# the cotangent. Rules build their results from primitives of this module (and a few
+# public mx ops), so they are differentiable and batchable again.
+# ---------------------------------------------------------------------------------------
+def _mx():
+    import mx.core as mx
+    return mx
+
+
+def _strided_index(shape, strides, offset):
+    """For each element of an as_strided view, the flat position it reads (int64, shaped
+    like the view)."""
+    idx = np.full((), offset, np.int64)
+    nd = len(shape)
+    for k, (d, s) in enumerate(zip(shape, strides)):
+        idx = idx + (np.arange(d, dtype=np.int64) * s).reshape((d,) + (1,) * (nd - k - 1))
+    return np.broadcast_to(idx, shape)
+
+
+def _as_strided_add_kernel(ct, in_shape, shape, strides, offset):
+    n = prod(in_shape)
+    idx = _strided_index(shape, strides, offset).reshape(-1)
+    vals = ct.reshape(-1)
+    if ct.dtype.kind == "f":
+        # bincount sums in float64, which is both fast and at least as precise
+        out = np.bincount(idx, weights=vals, minlength=n).astype(ct.dtype)
+    else:
+        out = np.zeros(n, ct.dtype)
+        np.add.at(out, idx, vals)
+    return out.reshape(in_shape)
+
+
+AS_STRIDED_ADD = declare("as_strided_add", cpu=_as_strided_add_kernel,
+                         doc="add a strided view's values back into its source (as_strided's "
+                             "transpose)")
+
+
+def _as_strided_add(ct, in_shape, shape, strides, offset):
+    params = {"in_shape": in_shape, "shape": shape, "strides": strides, "offset": offset}
+    return make_node(AS_STRIDED_ADD, (ct,), params, in_shape, ct.dtype)
+
+
+def _as_strided_node(x, shape, strides, offset):
+    params = {"shape": shape, "strides": strides, "offset": offset}
+    return make_node(AS_STRIDED, (x,), params, shape, x.dtype)
+
+
+def _zero_pad(x, widths):
+    """x padded with zeros (one (low, high) pair per axis)."""
+    if all(lo == 0 and hi == 0 for lo, hi in widths):
+        return x
+    shape = tuple(d + lo + hi for d, (lo, hi) in zip(x.shape, widths))
+    zero = _mx().zeros((), x.dtype)
+    return make_node(PAD, (x, zero), {"pad_width": tuple(widths), "mode": "constant"}, shape,
+                     x.dtype)
+
+
+def _pad_axis(x, axis, lo, hi):
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (lo, hi)
+    return _zero_pad(x, widths)
+
+
+def _take_range(x, axis, start, stop):
+    """x[..., start:stop, ...] along `axis` (a split_slice node, itself differentiable)."""
+    if start == 0 and stop == x.shape[axis]:
+        return x
+    index = (slice(None),) * axis + (slice(start, stop),)
+    shape = x.shape[:axis] + (stop - start,) + x.shape[axis + 1:]
+    return _slice(x, index, shape, None)
+
+
+def _zeros_with_axis(x, axis, n):
+    return _mx().zeros(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.dtype)
+
+
+def _place_strided(ct, axis, n, start, step, count):
+    """Zeros of length n along `axis` with the entries of ct at start, start+step, ...
+    (the transpose of reading x[start::step] along that axis)."""
+    if count == 0:
+        return _zeros_with_axis(ct, axis, n)
+    if step < 0:
+        # the same positions read in increasing order
+        ct = flip(ct, axis)
+        start, step = start + (count - 1) * step, -step
+    if step > 1:
+        # interleave step-1 zeros after each entry, then drop the trailing ones
+        ct = expand_dims(ct, axis + 1)
+        ct = _pad_axis(ct, axis + 1, 0, step - 1)
+        ct = _reshape(ct, ct.shape[:axis] + (count * step,) + ct.shape[axis + 2:], None)
+        ct = _take_range(ct, axis, 0, (count - 1) * step + 1)
+    return _pad_axis(ct, axis, start, n - start - ct.shape[axis])
+
+
+def _embed(ct, index, in_shape):
+    """The transpose of basic indexing x[index]: zeros shaped like x holding ct where the
+    index reads."""
+    # left to right, restoring each indexed axis, so axis i of ct is axis i of x
+    for i, item in enumerate(index):
+        n = in_shape[i]
+        if isinstance(item, slice):
+            start, stop, step = item.indices(n)
+            count = len(range(start, stop, step))
+            if not (start == 0 and step == 1 and count == n):
+                ct = _place_strided(ct, i, n, start, step, count)
+        else:
+            k = item + n if item < 0 else item
+            ct = _pad_axis(expand_dims(ct, i), i, k, n - k - 1)
+    return ct
+
+
+def _pad_source(n, lo, hi, mode):
+    """For each position along a padded axis, the index of x it copies (-1: the constant)."""
+    if mode == "constant" or n == 0:
+        idx = np.full(lo + n + hi, -1, np.int64)
+        idx[lo:lo + n] = np.arange(n)
+        return idx
+    return np.pad(np.arange(n), (lo, hi), mode=mode)
+
+
+def _runs(idx):
+    """Split the copied positions into maximal runs whose source index moves by a constant
+    step of -1, 0 or +1: (first, last, step) triples. A run of one repeated index (step 0,
+    summed by the transpose) needs at least three positions, so that reflections, which
+    repeat an index only twice, fold back without a reduction."""
+    def step_at(q):
+        return int(idx[q + 1] - idx[q]) if q + 1 < m and idx[q + 1] >= 0 else None
+
+    runs, p, m = [], 0, len(idx)
+    while p < m:
+        if idx[p] < 0:
+            p += 1
+            continue
+        q, d = p, None
+        while step_at(q) is not None:
+            step = step_at(q)
+            if step not in (-1, 0, 1) or (d is not None and step != d):
+                break
+            if d is None and step == 0 and step_at(q + 1) != 0:
+                break
+            d, q = step, q + 1
+        runs.append((p, q, 1 if d is None else d))
+        p = q + 1
+    return runs
+
+
+def _pad_axis_transpose(ct, axis, idx, n):
+    """Fold the cotangent of one padded axis back onto the n source positions."""
+    total = None
+    for p, q, d in _runs(idx):
+        seg = _take_range(ct, axis, p, q + 1)
+        if d == 0:
+            seg = _mx().sum(seg, axis=axis, keepdims=True)
+            first = int(idx[p])
+        elif d < 0:
+            seg = flip(seg, axis)
+            first = int(idx[q])
+        else:
+            first = int(idx[p])
+        seg = _pad_axis(seg, axis, first, n - first - seg.shape[axis])
+        total = seg if total is None else total + seg
+    return _zeros_with_axis(ct, axis, n) if total is None else total
+
+
+def _batch_first(x, axis):
+    from mx.core.transforms import move_batch_axis
+    return move_batch_axis(x, axis, 0)
+
+
+def _batch_size(inputs, axes):
+    return next(x.shape[a] for x, a in zip(inputs, axes) if a is not None)
+
+
+def _batched_or_broadcast(x, axis, size):
+    """x with a leading batch axis: moved there, or (unbatched) broadcast along it."""
+    if axis is not None:
+        return _batch_first(x, axis)
+    return broadcast_to(expand_dims(x, 0), (size,) + x.shape)
+
+
+def _same_op_jvp(prim):
+    """jvp of a primitive linear in its only input: the primitive applied to the tangent."""
+    def jvp_rule(primals, tangents, out, **params):
+        t = tangents[0]
+        return make_node(prim, (t,), params or None, out.shape, t.dtype)
+    return jvp_rule
+
+
+def _is_inexact(d):
+    return d.name in ("float16", "bfloat16", "float32", "float64", "complex64")
+
+
+# --- view primitives ---------------------------------------------------------------------
+def _install_view_rules():
+    from mx.core.transforms import unbroadcast
+
+    RESHAPE.vjp = lambda primals, ct, out, shape: [_reshape(ct, primals[0].shape, None)]
+    RESHAPE.vmap = lambda inputs, axes, out, shape: (
+        _reshape(_batch_first(inputs[0], axes[0]), (inputs[0].shape[axes[0]],) + shape, None), 0)
+
+    def transpose_vjp(primals, ct, out, axes):
+        inverse = [0] * len(axes)
+        for i, a in enumerate(axes):
+            inverse[a] = i
+        return [_transpose(ct, tuple(inverse), None)]
+
+    TRANSPOSE.vjp = transpose_vjp
+    TRANSPOSE.vmap = lambda inputs, axes_, out, axes: (
+        _transpose(_batch_first(inputs[0], axes_[0]), (0,) + tuple(a + 1 for a in axes), None), 0)
+
+    BROADCAST.vjp = lambda primals, ct, out, shape: [unbroadcast(ct, primals[0].shape)]
+
+    def broadcast_vmap(inputs, axes, out, shape):
+        x = _batch_first(inputs[0], axes[0])
+        size = x.shape[0]
+        # align the example's axes with the right end of the target shape
+        x = _reshape(x, (size,) + (1,) * (len(shape) - (x.ndim - 1)) + x.shape[1:], None)
+        return broadcast_to(x, (size,) + shape), 0
+
+    BROADCAST.vmap = broadcast_vmap
+
+    SLICE.vjp = lambda primals, ct, out, index: [_embed(ct, index, primals[0].shape)]
+
+    def slice_vmap(inputs, axes, out, index):
+        x = _batch_first(inputs[0], axes[0])
+        return _slice(x, (slice(None),) + tuple(index), x.shape[:1] + out.shape, None), 0
+
+    SLICE.vmap = slice_vmap
+
+    FLIP.vjp = lambda primals, ct, out, axes: [flip(ct, axes) if axes else ct]
+    FLIP.vmap = lambda inputs, axes_, out, axes: (
+        make_node(FLIP, (_batch_first(inputs[0], axes_[0]),), {"axes": tuple(a + 1 for a in axes)},
+                  inputs[0].shape[axes_[0]:axes_[0] + 1] + out.shape, out.dtype), 0)
+
+    for prim in (RESHAPE, TRANSPOSE, BROADCAST, SLICE, FLIP):
+        prim.jvp = _same_op_jvp(prim)
+
+
+# --- joining -----------------------------------------------------------------------------
+def _install_join_rules():
+    def concat_vjp(primals, ct, out, axis):
+        cuts, acc = [], 0
+        for x in primals[:-1]:
+            acc += x.shape[axis]
+            cuts.append(acc)
+        return split(ct, cuts, axis) if cuts else [ct]
+
+    def join_jvp(prim):
+        def jvp_rule(primals, tangents, out, axis):
+            mx = _mx()
+            ts = tuple(mx.zeros(p.shape, out.dtype) if t is None else t.astype(out.dtype)
+                       for p, t in zip(primals, tangents))
+            return make_node(prim, ts, {"axis": axis}, out.shape, out.dtype)
+        return jvp_rule
+
+    def join_vmap(prim):
+        def vmap_rule(inputs, axes, out, axis):
+            size = _batch_size(inputs, axes)
+            xs = tuple(_batched_or_broadcast(x, a, size) for x, a in zip(inputs, axes))
+            return make_node(prim, xs, {"axis": axis + 1}, (size,) + out.shape, out.dtype), 0
+        return vmap_rule
+
+    CONCATENATE.vjp = concat_vjp
+    STACK.vjp = lambda primals, ct, out, axis: list(unstack(ct, axis=axis))
+    for prim in (CONCATENATE, STACK):
+        prim.jvp = join_jvp(prim)
+        prim.vmap = join_vmap(prim)
+
+
+# --- repetition and padding --------------------------------------------------------------
+def _install_repeat_rules():
+    mx = _mx()
+
+    def tile_vjp(primals, ct, out, reps):
+        x = primals[0]
+        s = (1,) * (len(reps) - x.ndim) + x.shape
+        # out axis i is (reps[i], s[i]) row-major: sum over the repetition halves
+        split_shape = tuple(v for r, d in zip(reps, s) for v in (r, d))
+        summed = mx.sum(_reshape(ct, split_shape, None), axis=tuple(range(0, 2 * len(s), 2)))
+        return [_reshape(summed, x.shape, None)]
+
+    def tile_vmap(inputs, axes, out, reps):
+        x = _batch_first(inputs[0], axes[0])
+        core = x.shape[1:]
+        x = _reshape(x, x.shape[:1] + (1,) * (len(reps) - len(core)) + core, None)
+        return make_node(TILE, (x,), {"reps": (1,) + tuple(reps)}, x.shape[:1] + out.shape,
+                         out.dtype), 0
+
+    TILE.vjp = tile_vjp
+    TILE.vmap = tile_vmap
+
+    def repeat_vjp(primals, ct, out, repeats, axis):
+        x = primals[0]
+        if axis is None:
+            summed = mx.sum(_reshape(ct, (x.size, repeats), None), axis=1)
+            return [_reshape(summed, x.shape, None)]
+        shape = x.shape[:axis] + (x.shape[axis], repeats) + x.shape[axis + 1:]
+        return [mx.sum(_reshape(ct, shape, None), axis=axis + 1)]
+
+    def repeat_vmap(inputs, axes, out, repeats, axis):
+        x = _batch_first(inputs[0], axes[0])
+        size = x.shape[0]
+        if axis is None:
+            x = _reshape(x, (size, prod(x.shape[1:])), None)
+            axis = 0
+        return make_node(REPEAT, (x,), {"repeats": repeats, "axis": axis + 1},
+                         (size,) + out.shape, out.dtype), 0
+
+    REPEAT.vjp = repeat_vjp
+    REPEAT.vmap = repeat_vmap
+    for prim in (TILE, REPEAT):
+        prim.jvp = _same_op_jvp(prim)
+    _install_pad_rules()
+
+
+def _install_pad_rules():
+    mx = _mx()
+
+    def pad_vjp(primals, ct, out, pad_width, mode):
+        x, value = primals
+        if x.ndim == 0:
+            # a 0-d array is returned as it is
+            return [ct, mx.zeros((), value.dtype) if _is_inexact(value.dtype) else None]
+        if x.size == 0:
+            gx = mx.zeros(x.shape, ct.dtype)
+        else:
+            gx = ct
+            for axis, (n, (lo, hi)) in enumerate(zip(x.shape, pad_width)):
+                if lo or hi:
+                    gx = _pad_axis_transpose(gx, axis, _pad_source(n, lo, hi, mode), n)
+        if mode != "constant" or not _is_inexact(value.dtype):
+            return [gx, None]
+        # the constant fills every position that is not a copy of x
+        return [gx, mx.sum(ct) - mx.sum(gx)]
+
+    def pad_jvp(primals, tangents, out, pad_width, mode):
+        x, value = primals
+        tx, tv = tangents
+        tx = mx.zeros(x.shape, out.dtype) if tx is None else tx
+        tv = mx.zeros((), out.dtype) if tv is None else tv
+        return make_node(PAD, (tx, tv), {"pad_width": pad_width, "mode": mode}, out.shape,
+                         out.dtype)
+
+    def pad_vmap(inputs, axes, out, pad_width, mode):
+        (x, value), (ax, av) = inputs, axes
+        size = _batch_size(inputs, axes)
+        x = _batched_or_broadcast(x, ax, size)
+        params = {"pad_width": ((0, 0),) + tuple(pad_width), "mode": mode}
+        shape = (size,) + out.shape
+        if av is None:
+            return make_node(PAD, (x, value), params, shape, out.dtype), 0
+        padded = make_node(PAD, (x, mx.zeros((), out.dtype)), params, shape, out.dtype)
+        if mode != "constant":
+            return padded, 0
+        # a constant per example: fill the positions that hold no copy of x
+        core = x.shape[1:]
+        inside = np.pad(np.ones(core, bool), pad_width, constant_values=False) if core else \
+            np.ones((), bool)
+        fill = _reshape(_batch_first(value, av), (size,) + (1,) * len(core), None)
+        return mx.where(array(inside), padded, fill), 0
+
+    PAD.vjp = pad_vjp
+    PAD.jvp = pad_jvp
+    PAD.vmap = pad_vmap
+
+
+# --- reordering, masking, differences, layout ---------------------------------------------
+def _install_misc_rules():
+    def roll_vjp(primals, ct, out, shift, axis):
+        back = -shift if axis is None else tuple(-s for s in shift)
+        return [make_node(ROLL, (ct,), {"shift": back, "axis": axis}, ct.shape, ct.dtype)]
+
+    def roll_vmap(inputs, axes, out, shift, axis):
+        x = _batch_first(inputs[0], axes[0])
+        size = x.shape[0]
+        if axis is None:
+            flat = _reshape(x, (size, prod(out.shape)), None)
+            rolled = make_node(ROLL, (flat,), {"shift": (shift,), "axis": (1,)}, flat.shape,
+                               flat.dtype)
+            return _reshape(rolled, x.shape, None), 0
+        params = {"shift": shift, "axis": tuple(a + 1 for a in axis)}
+        return make_node(ROLL, (x,), params, x.shape, x.dtype), 0
+
+    ROLL.vjp = roll_vjp
+    ROLL.vmap = roll_vmap
+
+    for prim in (TRIL, TRIU):
+        prim.vjp = lambda primals, ct, out, k, _p=prim: [
+            make_node(_p, (ct,), {"k": k}, ct.shape, ct.dtype)]
+        # the triangle is taken over the last two axes, which a leading batch axis keeps
+        prim.vmap = lambda inputs, axes, out, k, _p=prim: (
+            make_node(_p, (_batch_first(inputs[0], axes[0]),), {"k": k},
+                      inputs[0].shape[axes[0]:axes[0] + 1] + out.shape, out.dtype), 0)
+
+    def diff_vjp(primals, ct, out, n, axis):
+        x = primals[0]
+        if not _is_inexact(x.dtype):
+            return [None]  # bool diff is "not equal": no gradient
+        if n == 0:
+            return [ct]
+        if out.shape[axis] == 0:
+            return [_mx().zeros(x.shape, ct.dtype)]
+        # the transpose of one difference is minus the difference of the zero-padded
+        # cotangent, so n of them are (-1)^n diff(pad(ct, n on both sides), n)
+        padded = _pad_axis(ct, axis, n, n)
+        res = make_node(DIFF, (padded,), {"n": n, "axis": axis}, x.shape, ct.dtype)
+        return [-res if n % 2 else res]
+
+    def diff_jvp(primals, tangents, out, n, axis):
+        if not _is_inexact(out.dtype):
+            return _mx().zeros(out.shape, out.dtype)
+        t = tangents[0]
+        return make_node(DIFF, (t,), {"n": n, "axis": axis}, out.shape, t.dtype)
+
+    def diff_vmap(inputs, axes, out, n, axis):
+        x = _batch_first(inputs[0], axes[0])
+        return make_node(DIFF, (x,), {"n": n, "axis": axis + 1}, x.shape[:1] + out.shape,
+                         out.dtype), 0
+
+    DIFF.vjp = diff_vjp
+    DIFF.jvp = diff_jvp
+    DIFF.vmap = diff_vmap
+
+    CONTIGUOUS.vjp = lambda primals, ct, out, allow_col_major: [ct]
+    CONTIGUOUS.vmap = lambda inputs, axes, out, allow_col_major: (
+        make_node(CONTIGUOUS, (inputs[0],), {"allow_col_major": allow_col_major},
+                  inputs[0].shape, inputs[0].dtype), axes[0])
+    for prim in (ROLL, TRIL, TRIU, CONTIGUOUS):
+        prim.jvp = _same_op_jvp(prim)
+    _install_strided_rules()
+
+
+def _install_strided_rules():
+    # as_strided reads flat positions of x; its transpose adds the cotangent back at those
+    # positions, and the transpose of that is as_strided again
+    AS_STRIDED.vjp = lambda primals, ct, out, shape, strides, offset: [
+        _as_strided_add(ct, primals[0].shape, shape, strides, offset)]
+    AS_STRIDED_ADD.vjp = lambda primals, ct, out, in_shape, shape, strides, offset: [
+        _as_strided_node(ct, shape, strides, offset)]
+
+    def as_strided_vmap(inputs, axes, out, shape, strides, offset):
+        # with the batch axis first, example b starts at flat position b * (example size)
+        x = _batch_first(inputs[0], axes[0])
+        size, n = x.shape[0], prod(x.shape[1:])
+        return _as_strided_node(x, (size,) + shape, (n,) + strides, offset), 0
+
+    def as_strided_add_vmap(inputs, axes, out, in_shape, shape, strides, offset):
+        ct = _batch_first(inputs[0], axes[0])
+        size = ct.shape[0]
+        return _as_strided_add(ct, (size,) + in_shape, (size,) + shape,
+                               (prod(in_shape),) + strides, offset), 0
+
+    AS_STRIDED.vmap = as_strided_vmap
+    AS_STRIDED_ADD.vmap = as_strided_add_vmap
+    for prim in (AS_STRIDED, AS_STRIDED_ADD):
+        prim.jvp = _same_op_jvp(prim)
+
+
+def install_rules():
+    """Set vjp, jvp and vmap on every primitive of this module (called by mx.core)."""
+    _install_view_rules()
+    _install_join_rules()
+    _install_repeat_rules()
+    _install_misc_rules()

@@ -24,6 +24,7 @@ cdef class array:
     cdef public int _version        # bumped by __setitem__ when consumers may hold this array
     cdef public dict _history       # version -> the array's value at that version
     cdef public tuple _in_versions  # versions of _inputs when this node was built (None: all 0)
+    cdef public unsigned int _depth # longest path from a leaf: the scheduler runs deep inputs first
     cdef object __weakref__
     cdef object _np(self)
 

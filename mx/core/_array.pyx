@@ -174,10 +174,13 @@ cdef array new_node(object prim, tuple inputs, object params, tuple shape, Dtype
     a._shape = shape
     a._dtype = dtype
     a._stream = stream
+    cdef unsigned int depth = 0
     for x in inputs:
-        if (<array>x)._version != 0:
+        if (<array>x)._version != 0 and a._in_versions is None:
             a._in_versions = tuple([(<array>y)._version for y in inputs])
-            break
+        if (<array>x)._depth > depth:
+            depth = (<array>x)._depth
+    a._depth = depth + 1
     return a
 
 
@@ -235,6 +238,7 @@ cdef array clone(array src):
     a._index = src._index
     a._pending = src._pending
     a._in_versions = src._in_versions
+    a._depth = src._depth
     if src._siblings is not None:
         # the clone stands in for src among its siblings, so evaluating either fills both
         # only when they are the same object; evaluate through src instead
@@ -865,6 +869,7 @@ cdef class array:
         self._index = 0
         self._pending = new._pending
         self._in_versions = new._in_versions
+        self._depth = new._depth
 
     # -- arithmetic operators -------------------------------------------------------------
     def __add__(self, other):

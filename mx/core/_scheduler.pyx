@@ -90,6 +90,10 @@ def set_dispatch(fn):
     _DISPATCH = fn
 
 
+def _depth_of(array a):
+    return a._depth
+
+
 cdef list topo_order(list roots):
     """Unevaluated nodes reachable from roots, inputs before consumers (iterative DFS)."""
     global EPOCH
@@ -99,6 +103,7 @@ cdef list topo_order(list roots):
     cdef list stack = []
     cdef array n, inp
     cdef Py_ssize_t i
+    cdef list pending
     for r in roots:
         n = <array>r
         if n._data is None and n._mark != done:
@@ -114,12 +119,28 @@ cdef list topo_order(list roots):
                 order.append(n)
                 continue
             n._mark = opened
+            # inputs go on the stack shallowest first, so the deepest runs first: a long
+            # chain (a backward pass) is computed before short side branches, whose values
+            # then live only until their consumer runs (what makes checkpointing pay)
+            pending = []
             for i in range(len(n._inputs)):
                 inp = resolve_input(n, i, <array>n._inputs[i])
                 if inp._data is None and inp._mark != done:
                     if inp._mark == opened:
                         raise RuntimeError("[eval] The graph has a cycle.")
-                    stack.append(inp)
+                    pending.append(inp)
+            if len(pending) == 1:
+                stack.append(pending[0])
+            elif len(pending) == 2:
+                if (<array>pending[0])._depth > (<array>pending[1])._depth:
+                    stack.append(pending[1])
+                    stack.append(pending[0])
+                else:
+                    stack.append(pending[0])
+                    stack.append(pending[1])
+            elif pending:
+                pending.sort(key=_depth_of)
+                stack.extend(pending)
     return order
 
 

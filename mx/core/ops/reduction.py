@@ -528,3 +528,511 @@ def logcumsumexp(a, /, axis=None, *, reverse=False, inclusive=True, stream=None)
 __all__ = ["sum", "prod", "mean", "var", "std", "median", "min", "max", "all", "any",
            "argmin", "argmax", "logsumexp", "softmax", "count_nonzero", "cumsum", "cumprod",
            "cummax", "cummin", "logcumsumexp"]
+
+
+# ---------------------------------------------------------------------------------------
+# transformation rules (vjp, jvp, vmap); docs/transforms.md gives the contract
+# ---------------------------------------------------------------------------------------
+# Rules are written with public mx ops so that what they build is itself differentiable
+# (grad of grad) and batchable. Integer and bool inputs get no gradient: vjp returns None
+# and jvp a zero tangent.
+def _mx():
+    import mx.core as mx
+    return mx
+
+
+def _zero_tangent(out):
+    return _mx().zeros(out.shape, out.dtype)
+
+
+def _keep(v, shape, axes, keepdims):
+    """`v` (shaped like a reduction's output) reshaped to the keepdims=True layout, so that
+    it broadcasts against the reduction's input."""
+    if keepdims:
+        return v
+    return _mx().reshape(v, _reduced_shape(shape, axes, True))
+
+
+def _spread(ct, x, axes, keepdims):
+    """The cotangent of a reduction broadcast back over the reduced axes."""
+    return _mx().broadcast_to(_keep(ct, x.shape, axes, keepdims), x.shape)
+
+
+def _reduced_last(x, axes):
+    """`x` with its kept axes first (in order) and the reduced axes flattened into one last
+    axis, plus the function undoing it for an array of the same layout."""
+    mx = _mx()
+    kept = [i for i in range(x.ndim) if i not in axes]
+    perm = kept + list(axes)
+    kept_shape = tuple(x.shape[i] for i in kept)
+    moved_shape = tuple(x.shape[i] for i in perm)
+    flat = kept_shape + (_size(x.shape[i] for i in axes),)
+    identity = perm == list(range(x.ndim))
+    y = x if identity else mx.transpose(x, perm)
+    y = mx.reshape(y, flat)
+
+    def restore(v):
+        v = mx.reshape(v, moved_shape)
+        if identity:
+            return v
+        inverse = [0] * len(perm)
+        for i, p in enumerate(perm):
+            inverse[p] = i
+        return mx.transpose(v, inverse)
+
+    return y, restore
+
+
+def _nondifferentiable(prim):
+    prim.vjp = lambda primals, ct, out, **_: [None]
+    prim.jvp = lambda primals, tangents, out, **_: _zero_tangent(out)
+
+
+def _reduction_vmap(prim):
+    """Batch a reduction over `axes` by putting the batch axis first and shifting every
+    reduced axis past it."""
+    from mx.core.transforms import move_batch_axis
+
+    def rule(inputs, batch_axes, out, /, **params):  # params has its own "axes"
+        x = move_batch_axis(inputs[0], batch_axes[0], 0)
+        params = dict(params)
+        params["axes"] = tuple(a + 1 for a in params["axes"])
+        return make_node(prim, (x,), params, (x.shape[0],) + out.shape, out.dtype, None), 0
+
+    prim.vmap = rule
+
+
+def _arg_vmap(prim):
+    """argmin/argmax: axis=None reduces each example's flattened elements."""
+    from mx.core.transforms import move_batch_axis
+    mx = _mx()
+
+    def rule(inputs, axes, out, axis, keepdims):
+        x = move_batch_axis(inputs[0], axes[0], 0)
+        b = x.shape[0]
+        if axis is not None:
+            params = {"axis": axis + 1, "keepdims": keepdims}
+            return make_node(prim, (x,), params, (b,) + out.shape, out.dtype, None), 0
+        flat = mx.reshape(x, (b, _size(x.shape[1:])))
+        res = make_node(prim, (flat,), {"axis": 1, "keepdims": keepdims},
+                        (b, 1) if keepdims else (b,), out.dtype, None)
+        return (mx.reshape(res, (b,) + out.shape) if keepdims else res), 0
+
+    prim.vmap = rule
+
+
+def _scan_vmap(prim):
+    """Scans: axis=None scans each example's flattened elements."""
+    from mx.core.transforms import move_batch_axis
+    mx = _mx()
+
+    def rule(inputs, axes, out, axis, **params):
+        x = move_batch_axis(inputs[0], axes[0], 0)
+        b = x.shape[0]
+        if axis is None:
+            x = mx.reshape(x, (b, _size(x.shape[1:])))
+            axis = 0
+        return make_node(prim, (x,), dict(params, axis=axis + 1), (b,) + out.shape,
+                         out.dtype, None), 0
+
+    prim.vmap = rule
+
+
+# -- sum, mean, prod --------------------------------------------------------------------
+def _sum_vjp(primals, ct, out, axes, keepdims, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return [None]
+    return [_spread(ct, x, axes, keepdims)]
+
+
+def _sum_jvp(primals, tangents, out, axes, keepdims, **_):
+    if not _is_inexact(primals[0].dtype):
+        return _zero_tangent(out)
+    return _mx().sum(tangents[0], axis=list(axes), keepdims=keepdims)
+
+
+def _mean_vjp(primals, ct, out, axes, keepdims, n, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return [None]
+    return [_spread(ct / n, x, axes, keepdims)]
+
+
+def _mean_jvp(primals, tangents, out, axes, keepdims, **_):
+    if not _is_inexact(primals[0].dtype):
+        return _zero_tangent(out)
+    return _mx().mean(tangents[0], axis=list(axes), keepdims=keepdims)
+
+
+def _prod_partials(x, axes):
+    """d prod / d x_i: the product of the other elements. Without a zero in the slice it
+    is prod / x_i; with exactly one zero only that element has a non-zero partial (the
+    product of the others); with two or more zeros every partial is zero. No division by
+    zero happens, so one zero gives no NaN."""
+    mx = _mx()
+    zero = x == 0
+    count = mx.sum(zero, axis=list(axes), keepdims=True)
+    safe = mx.where(zero, mx.ones(x.shape, x.dtype), x)
+    others = mx.prod(safe, axis=list(axes), keepdims=True)  # product of the non-zeros
+    lone_zero = mx.where(zero & (count == 1), others, mx.zeros((), x.dtype))
+    return mx.where(count == 0, others / safe, lone_zero)
+
+
+def _prod_vjp(primals, ct, out, axes, keepdims, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return [None]
+    return [_keep(ct, x.shape, axes, keepdims) * _prod_partials(x, axes)]
+
+
+def _prod_jvp(primals, tangents, out, axes, keepdims, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return _zero_tangent(out)
+    return _mx().sum(tangents[0] * _prod_partials(x, axes), axis=list(axes), keepdims=keepdims)
+
+
+# -- max, min ---------------------------------------------------------------------------
+def _extremum_rules(prim, pick):
+    """max/min: the vjp splits the cotangent evenly among the elements equal to the result
+    (as MLX does); the jvp takes the tangent of the first extremal element in row-major
+    order over the reduced axes (also as MLX does)."""
+
+    def vjp(primals, ct, out, axes, keepdims):
+        mx = _mx()
+        x = primals[0]
+        if not _is_inexact(x.dtype):
+            return [None]
+        hit = x == _keep(out, x.shape, axes, keepdims)
+        share = hit.astype(ct.dtype) / mx.sum(hit, axis=list(axes), keepdims=True)
+        return [_keep(ct, x.shape, axes, keepdims) * share]
+
+    def jvp(primals, tangents, out, axes, keepdims):
+        mx = _mx()
+        x = primals[0]
+        if not _is_inexact(x.dtype):
+            return _zero_tangent(out)
+        xr, _ = _reduced_last(x, axes)
+        tr, _ = _reduced_last(tangents[0], axes)
+        idx = pick(xr, axis=-1, keepdims=True)
+        return mx.reshape(mx.take_along_axis(tr, idx, axis=-1), out.shape)
+
+    prim.vjp = vjp
+    prim.jvp = jvp
+
+
+# -- var, median, logsumexp, softmax ----------------------------------------------------
+def _var_factor(x, axes, n, ddof):
+    """d var / d x_i = 2 (x_i - mean) / (N - ddof)."""
+    mx = _mx()
+    centred = x - mx.mean(x, axis=list(axes), keepdims=True)
+    # ddof >= N: the variance itself is inf (or nan), and so is its derivative
+    return centred * (2.0 / (n - ddof) if n > ddof else np.inf)
+
+
+def _var_vjp(primals, ct, out, axes, keepdims, n, ddof, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return [None]
+    return [_keep(ct, x.shape, axes, keepdims) * _var_factor(x, axes, n, ddof)]
+
+
+def _var_jvp(primals, tangents, out, axes, keepdims, n, ddof, **_):
+    mx = _mx()
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return _zero_tangent(out)
+    factor = _var_factor(x, axes, n, ddof)
+    t = tangents[0]
+    if x.dtype is complex64:  # var is real: d|z|^2 = 2 Re(conj(z) dz)
+        terms = mx.real(mx.conjugate(factor) * t)
+    else:
+        terms = factor * t
+    return mx.sum(terms, axis=list(axes), keepdims=keepdims)
+
+
+def _median_weights(x, out, axes, keepdims):
+    """How much each element contributes to its slice's median: 1 for the element at the
+    middle sorted position (odd count), 1/2 for each of the two middle ones (even count).
+    Ties are ranked by position (row-major over the reduced axes), as a stable sort would,
+    so the weights match MLX's sort-based median."""
+    mx = _mx()
+    n = _size(x.shape[i] for i in axes)
+    lo, hi = (n - 1) // 2, n // 2
+    xr, restore = _reduced_last(x, axes)
+    m = mx.reshape(_keep(out, x.shape, axes, keepdims), xr.shape[:-1] + (1,)).astype(xr.dtype)
+    inf = mx.array(np.inf, dtype=xr.dtype)
+    below = mx.where(xr < m, xr, -inf)
+    above = mx.where(xr > m, xr, inf)
+    # the two middle values: the largest element <= m and the smallest >= m, unless
+    # rounding made m equal to one of them (then the other side's strict bound is used)
+    a = mx.max(mx.where(xr <= m, xr, -inf), axis=-1, keepdims=True)
+    a = mx.where(mx.sum(xr < a, axis=-1, keepdims=True) > lo, mx.max(below, axis=-1, keepdims=True), a)
+    b = mx.min(mx.where(xr >= m, xr, inf), axis=-1, keepdims=True)
+    b = mx.where(mx.sum(xr <= b, axis=-1, keepdims=True) <= hi, mx.min(above, axis=-1, keepdims=True), b)
+
+    def at_rank(v, rank):
+        tie = xr == v
+        order = mx.sum(xr < v, axis=-1, keepdims=True) + mx.cumsum(tie, axis=-1, inclusive=False)
+        return tie & (order == rank)
+
+    w = at_rank(a, lo).astype(x.dtype) * 0.5 + at_rank(b, hi).astype(x.dtype) * 0.5
+    return restore(w)
+
+
+def _median_vjp(primals, ct, out, axes, keepdims, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return [None]
+    return [_keep(ct, x.shape, axes, keepdims) * _median_weights(x, out, axes, keepdims)]
+
+
+def _median_jvp(primals, tangents, out, axes, keepdims, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return _zero_tangent(out)
+    w = _median_weights(x, out, axes, keepdims)
+    return _mx().sum(tangents[0] * w, axis=list(axes), keepdims=keepdims)
+
+
+def _lse_weights(x, out, axes, keepdims):
+    """softmax(x) over axes, from logsumexp's own output."""
+    return _mx().exp(x - _keep(out, x.shape, axes, keepdims))
+
+
+def _logsumexp_vjp(primals, ct, out, axes, keepdims, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return [None]
+    return [_keep(ct, x.shape, axes, keepdims) * _lse_weights(x, out, axes, keepdims)]
+
+
+def _logsumexp_jvp(primals, tangents, out, axes, keepdims, **_):
+    x = primals[0]
+    if not _is_inexact(x.dtype):
+        return _zero_tangent(out)
+    w = _lse_weights(x, out, axes, keepdims)
+    return _mx().sum(tangents[0] * w, axis=list(axes), keepdims=keepdims)
+
+
+def _softmax_vjp(primals, ct, out, axes, **_):
+    if not _is_inexact(primals[0].dtype):
+        return [None]
+    mx = _mx()
+    return [out * (ct - mx.sum(ct * out, axis=list(axes), keepdims=True))]
+
+
+def _softmax_jvp(primals, tangents, out, axes, **_):
+    if not _is_inexact(primals[0].dtype):
+        return _zero_tangent(out)
+    mx = _mx()
+    t = tangents[0]
+    return out * (t - mx.sum(t * out, axis=list(axes), keepdims=True))
+
+
+# -- scans ------------------------------------------------------------------------------
+# A scan with axis=None runs over the flattened input; the rules work on that 1-D view
+# and reshape the input cotangent back. `reverse` and `inclusive` carry over: the vjp of
+# a scan runs the matching scan in the other direction.
+def _scan_view(x, axis):
+    if axis is None:
+        return _mx().reshape(x, (x.size,)), 0
+    return x, axis
+
+
+def _scan_rules(prim, vjp_core, jvp_core):
+    def vjp(primals, ct, out, axis, reverse, inclusive, kind, acc):
+        x = primals[0]
+        if not _is_inexact(x.dtype):
+            return [None]
+        if x.size == 0:
+            return [_mx().zeros(x.shape, x.dtype)]
+        xv, ax = _scan_view(x, axis)
+        g = vjp_core(xv, ct, out, ax, reverse, inclusive)
+        return [_mx().reshape(g, x.shape) if axis is None else g]
+
+    def jvp(primals, tangents, out, axis, reverse, inclusive, kind, acc):
+        x = primals[0]
+        if not _is_inexact(x.dtype) or x.size == 0:
+            return _zero_tangent(out)
+        xv, ax = _scan_view(x, axis)
+        tv, _ = _scan_view(tangents[0], axis)
+        return jvp_core(xv, tv, out, ax, reverse, inclusive)
+
+    prim.vjp = vjp
+    prim.jvp = jvp
+
+
+def _cumsum_vjp(x, ct, y, ax, rev, incl):
+    return _mx().cumsum(ct, axis=ax, reverse=not rev, inclusive=incl)
+
+
+def _cumsum_jvp(x, t, y, ax, rev, incl):
+    return _mx().cumsum(t, axis=ax, reverse=rev, inclusive=incl)
+
+
+def _cumprod_zeros(x, ax, rev, incl):
+    """Where the zeros are, for the cumprod rules: the first zero in scan order, the
+    positions before it, x with that first zero replaced by one, and the cumprod of that."""
+    mx = _mx()
+    zero = x == 0
+    seen = mx.cumsum(zero, axis=ax, reverse=rev)  # zeros at or before i in scan order
+    first = zero & (seen == 1)
+    ones = mx.ones(x.shape, x.dtype)
+    x1 = mx.where(first, ones, x)
+    y1 = mx.cumprod(x1, axis=ax, reverse=rev, inclusive=incl)
+    return zero, seen == 0, first, y1
+
+
+def _cumprod_vjp(x, ct, y, ax, rev, incl):
+    # g_i = sum over outputs j that contain x_i of ct_j * (y_j / x_i). Before the first
+    # zero that division is safe. At the first zero the partial is the product with that
+    # zero set to one (y1); after it every partial contains the first zero.
+    mx = _mx()
+    _, before, first, y1 = _cumprod_zeros(x, ax, rev, incl)
+    back = dict(axis=ax, reverse=not rev, inclusive=incl)
+    ones = mx.ones(x.shape, x.dtype)
+    early = mx.cumsum(ct * y, **back) / mx.where(before, x, ones)
+    at_first = mx.where(first, mx.cumsum(ct * y1, **back), mx.zeros((), x.dtype))
+    return mx.where(before, early, at_first)
+
+
+def _cumprod_jvp(x, t, y, ax, rev, incl):
+    # outputs whose window holds no zero: y_j * sum t_i / x_i; the others keep only the
+    # first zero's term t_z * y1_j (which is zero when a second zero is in the window)
+    mx = _mx()
+    zero, _, first, y1 = _cumprod_zeros(x, ax, rev, incl)
+    clean = mx.cumsum(zero, axis=ax, reverse=rev, inclusive=incl) == 0
+    safe = mx.where(zero, mx.ones(x.shape, x.dtype), x)
+    t_first = mx.sum(mx.where(first, t, mx.zeros((), t.dtype)), axis=ax, keepdims=True)
+    return mx.where(clean, y * mx.cumsum(t / safe, axis=ax, reverse=rev, inclusive=incl),
+                    t_first * y1)
+
+
+def _extreme_scan_heads(x, y, ax, kind, incl):
+    """Positions where the running extremum takes the value of x itself (x_i equals the
+    inclusive scan at i), and the index along the scan axis, shaped to broadcast."""
+    mx = _mx()
+    if incl:
+        head = x == y
+    else:  # y is the running extremum of the earlier elements
+        head = x >= y if kind == "max" else x <= y
+    n = x.shape[ax]
+    idx = mx.reshape(mx.arange(n, dtype=int32), tuple(n if i == ax else 1 for i in range(x.ndim)))
+    return head, idx, n
+
+
+def _cumext_vjp(kind):
+    # Output j takes its value (and its cotangent) from the latest head at or before j in
+    # scan order (strictly before for an exclusive scan), as MLX does. Each head thus
+    # collects the cotangents of a contiguous block of outputs, which two cumsums and a
+    # gather at the next head give without a scatter.
+    def rule(x, ct, y, ax, rev, incl):
+        mx = _mx()
+        head, idx, n = _extreme_scan_heads(x, y, ax, kind, incl)
+        if not rev:
+            nxt = mx.minimum(mx.cummin(mx.where(head, idx, n), axis=ax, reverse=True,
+                                       inclusive=False), n)
+            total = mx.cumsum(ct, axis=ax, reverse=True)
+            after = mx.cumsum(ct, axis=ax, reverse=True, inclusive=False)
+            if incl:
+                block = total - mx.take_along_axis(after, nxt - 1, axis=ax)
+            else:
+                block = after - mx.take_along_axis(after, mx.minimum(nxt, n - 1), axis=ax)
+        else:
+            nxt = mx.maximum(mx.cummax(mx.where(head, idx, -1), axis=ax, inclusive=False), -1)
+            total = mx.cumsum(ct, axis=ax)
+            after = mx.cumsum(ct, axis=ax, inclusive=False)
+            if incl:
+                block = total - mx.take_along_axis(after, nxt + 1, axis=ax)
+            else:
+                block = after - mx.take_along_axis(after, mx.maximum(nxt, 0), axis=ax)
+        return mx.where(head, block, mx.zeros((), block.dtype))
+
+    return rule
+
+
+def _cumext_jvp(kind):
+    def rule(x, t, y, ax, rev, incl):
+        mx = _mx()
+        head, idx, n = _extreme_scan_heads(x, y, ax, kind, incl)
+        if not rev:
+            src = mx.cummax(mx.where(head, idx, -1), axis=ax, inclusive=incl)
+        else:
+            src = mx.cummin(mx.where(head, idx, n), axis=ax, reverse=True, inclusive=incl)
+        valid = (src >= 0) & (src < n)
+        picked = mx.take_along_axis(t, mx.clip(src, 0, n - 1), axis=ax)
+        return mx.where(valid, picked, mx.zeros((), t.dtype))
+
+    return rule
+
+
+def _signed_logs(v):
+    """log of the positive and of the negative parts of v (-inf where a part is zero),
+    built so that their derivatives stay finite."""
+    mx = _mx()
+    ones = mx.ones(v.shape, v.dtype)
+    ninf = mx.array(-np.inf, dtype=v.dtype)
+    pos = mx.where(v > 0, mx.log(mx.where(v > 0, v, ones)), ninf)
+    neg = mx.where(v < 0, mx.log(mx.where(v < 0, -v, ones)), ninf)
+    return pos, neg
+
+
+def _finite_or_zero(y):
+    """y with -inf (an empty or all -inf window) replaced by 0; those outputs take no
+    part in the sums below, so this only keeps inf - inf out of them."""
+    mx = _mx()
+    return mx.where(y == -np.inf, mx.zeros((), y.dtype), y)
+
+
+def _logcumsumexp_vjp(x, ct, y, ax, rev, incl):
+    # g_i = sum over windows j holding i of ct_j exp(x_i - y_j), evaluated in log space
+    # with the positive and negative cotangents apart so that nothing overflows
+    mx = _mx()
+    back = dict(axis=ax, reverse=not rev, inclusive=incl)
+    if x.dtype is complex64:
+        return mx.exp(x) * mx.cumsum(ct * mx.exp(-y), **back)
+    ys = _finite_or_zero(y)
+    pos, neg = _signed_logs(ct)
+    return (mx.exp(x + mx.logcumsumexp(pos - ys, **back))
+            - mx.exp(x + mx.logcumsumexp(neg - ys, **back)))
+
+
+def _logcumsumexp_jvp(x, t, y, ax, rev, incl):
+    mx = _mx()
+    fwd = dict(axis=ax, reverse=rev, inclusive=incl)
+    if x.dtype is complex64:
+        return mx.exp(-y) * mx.cumsum(t * mx.exp(x), **fwd)
+    ys = _finite_or_zero(y)
+    pos, neg = _signed_logs(t)
+    return (mx.exp(mx.logcumsumexp(x + pos, **fwd) - ys)
+            - mx.exp(mx.logcumsumexp(x + neg, **fwd) - ys))
+
+
+def install_rules():
+    """Set vjp, jvp and vmap on every primitive this module declares."""
+    mx = _mx()
+    SUM.vjp, SUM.jvp = _sum_vjp, _sum_jvp
+    MEAN.vjp, MEAN.jvp = _mean_vjp, _mean_jvp
+    PROD.vjp, PROD.jvp = _prod_vjp, _prod_jvp
+    _extremum_rules(MAX, mx.argmax)
+    _extremum_rules(MIN, mx.argmin)
+    VAR.vjp, VAR.jvp = _var_vjp, _var_jvp
+    MEDIAN.vjp, MEDIAN.jvp = _median_vjp, _median_jvp
+    LOGSUMEXP.vjp, LOGSUMEXP.jvp = _logsumexp_vjp, _logsumexp_jvp
+    SOFTMAX.vjp, SOFTMAX.jvp = _softmax_vjp, _softmax_jvp
+    for prim in (ALL, ANY, COUNT_NONZERO, ARGMAX, ARGMIN):
+        _nondifferentiable(prim)
+    for prim in (SUM, PROD, MAX, MIN, ALL, ANY, COUNT_NONZERO, MEAN, VAR, MEDIAN,
+                 LOGSUMEXP, SOFTMAX):
+        _reduction_vmap(prim)
+    _arg_vmap(ARGMAX)
+    _arg_vmap(ARGMIN)
+    _scan_rules(SCANS["sum"], _cumsum_vjp, _cumsum_jvp)
+    _scan_rules(SCANS["prod"], _cumprod_vjp, _cumprod_jvp)
+    _scan_rules(SCANS["max"], _cumext_vjp("max"), _cumext_jvp("max"))
+    _scan_rules(SCANS["min"], _cumext_vjp("min"), _cumext_jvp("min"))
+    _scan_rules(SCANS["logsumexp"], _logcumsumexp_vjp, _logcumsumexp_jvp)
+    for prim in SCANS.values():
+        _scan_vmap(prim)

@@ -25,7 +25,8 @@ from mx.core.ops.aliases import *  # noqa: F401,F403
 from mx.core.ops.sorting import *  # noqa: F401,F403
 from mx.core.ops.conv import *  # noqa: F401,F403
 from mx.core.ops.einsum import *  # noqa: F401,F403
-from mx.core import random, linalg, fft  # noqa: F401
+from mx.core import random, linalg, fft, fast  # noqa: F401
+from mx.core.io import *  # noqa: F401,F403
 from mx.core.transforms import *  # noqa: F401,F403
 from mx.core.printing import *  # noqa: F401,F403
 from mx.core.memory import *  # noqa: F401,F403
@@ -68,9 +69,9 @@ del _bind
 def _install_transform_rules():
     from mx.core.ops import (elementwise, reduction, shape, indexing, creation, products,
                              aliases, sorting, conv, einsum)
-    from mx.core import random, linalg, fft
+    from mx.core import random, linalg, fft, fast, io
     for mod in (elementwise, reduction, shape, indexing, creation, products, aliases, sorting,
-                conv, einsum, random, linalg, fft):
+                conv, einsum, random, linalg, fft, fast, io):
         install = getattr(mod, "install_rules", None)
         if install is not None:
             install()

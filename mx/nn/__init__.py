@@ -1,0 +1,1 @@
+"""mx.nn (being written)"""

@@ -1,0 +1,1 @@
+"""mx.optimizers (being written)"""

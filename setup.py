@@ -18,6 +18,7 @@ extensions = [
     Extension("mx.core._array", ["mx/core/_array.pyx"]),
     Extension("mx.core._scheduler", ["mx/core/_scheduler.pyx"]),
     Extension("mx.core._tree", ["mx/core/_tree.pyx"]),
+    Extension("mx.core._program", ["mx/core/_program.pyx"]),
     Extension("mx.core._memory", ["mx/core/_memory.pyx"], include_dirs=[numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
     Extension("mx.backend.cpu._special", ["mx/backend/cpu/_special.pyx"], libraries=["m"]),

@@ -28,7 +28,7 @@ from mx.core.ops.einsum import *  # noqa: F401,F403
 from mx.core import random, linalg, fft, fast  # noqa: F401
 from mx.core.io import *  # noqa: F401,F403
 from mx.core.transforms import *  # noqa: F401,F403
-from mx.core.compile import compile, disable_compile, enable_compile  # noqa: F401
+from mx.core.compiler import compile, disable_compile, enable_compile  # noqa: F401
 from mx.core.printing import *  # noqa: F401,F403
 from mx.core.memory import *  # noqa: F401,F403
 from mx.core.interop import from_dlpack  # noqa: F401

@@ -129,7 +129,7 @@ def _random_state():
 # tracing into a program
 # ---------------------------------------------------------------------------------------
 class _Trace:
-    __slots__ = ("program", "out_tree", "n_out", "state_out_sig", "shapes", "dtypes",
+    __slots__ = ("program", "out_tree", "n_out", "state_out_sig", "state_same", "shapes", "dtypes",
                  "in_shapes", "shape_static", "calls")
 
 
@@ -166,13 +166,17 @@ def _trace(fun, args, kwargs, arg_leaves, state_trees, shapeless):
             except StopIteration:
                 pass
     out_leaves, _ = _state_leaves(out)
-    all_outs = out_leaves + state_out
+    # state the function left untouched is not an output: its current value stays put
+    ph_pos = {id(p): i for i, p in enumerate(state_ph)}
+    state_same = [ph_pos.get(id(x), -1) for x in state_out]
+    all_outs = out_leaves + [x for x, same in zip(state_out, state_same) if same < 0]
     inputs = placeholders + state_ph
     tr = _Trace()
     tr.program = Program.build(all_outs, inputs, getattr(fun, "__name__", "fun"))
     tr.out_tree = out
     tr.n_out = len(out_leaves)
     tr.state_out_sig = state_out_sig
+    tr.state_same = state_same
     tr.shapes = [o.shape for o in all_outs]
     tr.dtypes = [o.dtype for o in all_outs]
     tr.in_shapes = [x.shape for x in inputs]
@@ -262,7 +266,7 @@ class _Compiled:
             tr = self._new_trace(key, args, kwargs, leaves, state_trees, sig)
         else:
             self._cache.move_to_end(key)
-        return self._run(tr, all_in, state_trees)
+        return self._run(tr, all_in, len(leaves), state_trees)
 
     def _new_trace(self, key, args, kwargs, leaves, state_trees, sig):
         tr = _trace(self._fun, args, kwargs, leaves, state_trees, self._shapeless)
@@ -282,13 +286,15 @@ class _Compiled:
             self._cache.popitem(last=False)
         return tr
 
-    def _run(self, tr, all_in, state_trees):
+    def _run(self, tr, all_in, n_args, state_trees):
         shapes = tr.shapes
         if self._shapeless and [x.shape for x in all_in] != tr.in_shapes:
             outs = tr.program.eager(all_in)
         else:
             outs = list(make_nodes(tr.program.primitive, tuple(all_in), None, shapes, tr.dtypes))
-        it = iter(outs[tr.n_out:])
+        changed = iter(outs[tr.n_out:])
+        values = [next(changed) if same < 0 else all_in[n_args + same] for same in tr.state_same]
+        it = iter(values)
         for tree in state_trees:
             _assign(tree, it)
         return _rebuild(tr.out_tree, iter(outs[:tr.n_out]))

@@ -284,3 +284,20 @@ def test_every_binary_primitive_compiled_equals_uncompiled(name):
         a, b = a.astype(mx.float32), b.astype(mx.float32)
     f = lambda x, y: fn(x, y)
     _close(mx.compile(f)(a, b), f(a, b))
+
+
+def test_failed_trace_restores_captured_state_exactly():
+    w = mx.array([1.0, 2.0])
+    state = [{"w": w}, mx.random.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def step(x):
+        state[0]["new"] = x * 2          # a new entry made during the trace
+        raise RuntimeError("boom")
+
+    key_before = mx.random.state[0]
+    with pytest.raises(RuntimeError, match="boom"):
+        step(mx.array(1.0))
+    assert set(state[0]) == {"w"} and state[0]["w"] is w
+    assert mx.random.state[0] is key_before
+    assert (mx.random.state[0] + 0).tolist() is not None  # evaluates: no placeholder left

@@ -113,6 +113,48 @@ def _assign(tree, it):
             _assign(x, it)
 
 
+def _snapshot(trees):
+    """(container, copy of its contents) for every list and dict inside `trees`."""
+    out, seen, stack = [], set(), list(trees)
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        if isinstance(t, dict):
+            seen.add(id(t))
+            out.append((t, dict(t)))
+            stack.extend(t.values())
+        elif isinstance(t, list):
+            seen.add(id(t))
+            out.append((t, list(t)))
+            stack.extend(t)
+        elif isinstance(t, tuple):
+            stack.extend(t)
+    return out
+
+
+def _restore(snapshot):
+    for container, contents in snapshot:
+        if isinstance(container, dict):
+            dict.clear(container)
+            dict.update(container, contents)
+        else:
+            container[:] = contents
+
+
+def _contains(tree, target):
+    stack = [tree]
+    while stack:
+        t = stack.pop()
+        if t is target:
+            return True
+        if isinstance(t, (list, tuple)):
+            stack.extend(t)
+        elif isinstance(t, dict):
+            stack.extend(t.values())
+    return False
+
+
 def _state_leaves(tree):
     leaves, sig = [], []
     _flatten(tree, leaves, sig, False)
@@ -139,12 +181,12 @@ def _trace(fun, args, kwargs, arg_leaves, state_trees, shapeless):
     it = iter(placeholders)
     ph_args = _rebuild(list(args), it)
     ph_kwargs = _rebuild(dict(kwargs), it)
-    # captured state: swap placeholders into the user's containers for the trace
-    saved = []
+    # captured state: swap placeholders into the user's containers for the trace; should
+    # the trace fail, every container gets back exactly what it held
+    snapshot = _snapshot(state_trees)
     state_ph = []
     for tree in state_trees:
         leaves, _ = _state_leaves(tree)
-        saved.append(leaves)
         phs = [make_node(COMPILE_INPUT, (), None, x.shape, x.dtype) for x in leaves]
         state_ph.extend(phs)
         _assign(tree, iter(phs))
@@ -158,13 +200,11 @@ def _trace(fun, args, kwargs, arg_leaves, state_trees, shapeless):
             leaves, sig = _state_leaves(tree)
             state_out.extend(leaves)
             state_out_sig.append(sig)
+    except BaseException:
+        _restore(snapshot)
+        raise
     finally:
         _state["tracing"] -= 1
-        for tree, leaves in zip(state_trees, saved):
-            try:
-                _assign(tree, iter(leaves))
-            except StopIteration:
-                pass
     out_leaves, _ = _state_leaves(out)
     # state the function left untouched is not an output: its current value stays put
     ph_pos = {id(p): i for i, p in enumerate(state_ph)}
@@ -240,7 +280,7 @@ class _Compiled:
         if self._outputs is not None and self._outputs is not self._inputs:
             trees.append(self._outputs)
         rs = _random_state()
-        if rs is not None and not any(t is rs for t in trees):
+        if rs is not None and not any(_contains(t, rs) for t in trees):
             trees.append(rs)
         return trees
 

@@ -21,6 +21,30 @@ cdef object np_asarray = _np.asarray
 _IDENTITY_PRIMS = {"stop_gradient", "transform_leaf"}
 
 
+def graph_order(list outputs, stop):
+    """Nodes reachable from `outputs` through their primitives (evaluated or not), inputs
+    before consumers, without recursion; the walk does not go past arrays whose id is in
+    `stop`."""
+    order, seen = [], set()
+    stack = [(o, False) for o in reversed(outputs)]
+    while stack:
+        node, expanded = stack.pop()
+        k = id(node)
+        if expanded:
+            order.append(node)
+            continue
+        if k in seen:
+            continue
+        seen.add(k)
+        stack.append((node, True))
+        if k in stop or (<array>node)._prim is None:
+            continue
+        for inp in reversed(inputs_of(node)):
+            if id(inp) not in seen:
+                stack.append((inp, False))
+    return order
+
+
 cdef class Step:
     cdef public object prim          # Primitive
     cdef public object kernel
@@ -56,24 +80,7 @@ cdef class Program:
         for i, x in enumerate(inputs):
             slot[id(x)] = i
         input_ids = set(slot)
-        # graph order, inputs first, stopping at the placeholders
-        order, seen = [], set()
-        stack = [(o, False) for o in reversed(outputs)]
-        while stack:
-            node, expanded = stack.pop()
-            k = id(node)
-            if expanded:
-                order.append(node)
-                continue
-            if k in seen:
-                continue
-            seen.add(k)
-            stack.append((node, True))
-            if k in input_ids or (<array>node)._prim is None:
-                continue
-            for inp in reversed(inputs_of(node)):
-                if id(inp) not in seen:
-                    stack.append((inp, False))
+        order = graph_order(outputs, input_ids)
         dep = set(input_ids)
         for node in order:
             if id(node) in dep or (<array>node)._prim is None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from mx.core import _array
 from mx.core._array import array, inputs_of, make_node, make_nodes, wrap
+from mx.core._program import graph_order
 from mx.core._scheduler import keep_graph
 from mx.core.primitives import declare
 
@@ -101,26 +102,8 @@ def _leaf(x):
 
 
 def _graph_order(outputs, stop):
-    """Nodes reachable from outputs through primitives (evaluated or not), inputs first;
-    the walk does not go past arrays in `stop` (ids)."""
-    order, seen = [], set()
-    stack = [(o, False) for o in reversed(outputs)]
-    while stack:
-        node, expanded = stack.pop()
-        key = id(node)
-        if expanded:
-            order.append(node)
-            continue
-        if key in seen:
-            continue
-        seen.add(key)
-        stack.append((node, True))
-        if key in stop or node._prim is None:
-            continue
-        for inp in reversed(inputs_of(node)):
-            if id(inp) not in seen:
-                stack.append((inp, False))
-    return order
+    """Nodes reachable from outputs, inputs first; the walk stops at arrays in `stop`."""
+    return graph_order(list(outputs), stop)
 
 
 def _depends(order, leaf_ids):

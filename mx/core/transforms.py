@@ -143,7 +143,14 @@ def _backprop(outputs, cotangents, leaves):
         if id(o) in dep:
             cts[id(o)] = _add(cts.get(id(o)), c)
     done_groups = set()
-    for node in reversed(order):
+    # a multi-output primitive runs its vjp once, at the sibling that comes first in the
+    # forward order, so that the cotangents of all its outputs have arrived
+    first = {}
+    for pos, node in enumerate(order):
+        if node._siblings is not None:
+            first.setdefault(id(node._siblings), pos)
+    for pos in range(len(order) - 1, -1, -1):
+        node = order[pos]
         key = id(node)
         if key in leaf_ids or key not in dep or node._prim is None:
             continue
@@ -151,7 +158,7 @@ def _backprop(outputs, cotangents, leaves):
         sibs = node._siblings
         if sibs is not None:
             gkey = id(sibs)
-            if gkey in done_groups:
+            if gkey in done_groups or first[gkey] != pos:
                 continue
             done_groups.add(gkey)
             group_cts = [cts.get(id(s)) for s in sibs]

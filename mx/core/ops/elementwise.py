@@ -418,6 +418,12 @@ def _unary_derivatives():
     }
 
 
+def _conj_if_complex(d):
+    if isinstance(d, array) and d.dtype.name == "complex64":
+        return _mx().conjugate(d)
+    return d
+
+
 def _is_float(d):
     return d.name in ("float16", "bfloat16", "float32", "float64", "complex64")
 
@@ -452,8 +458,8 @@ def _install_unary_rules():
                 prim.jvp = lambda primals, tangents, out: _mx().real(tangents[0])
             else:
                 prim.vjp = lambda primals, ct, out: [
-                    (ct.astype(primals[0].dtype) * (-1j)) if primals[0].dtype.name == "complex64"
-                    else _mx().zeros_like(primals[0])]
+                    (ct.astype(primals[0].dtype) * 1j) if primals[0].dtype.name == "complex64"
+                    else _mx().zeros(primals[0].shape, primals[0].dtype)]
                 prim.jvp = lambda primals, tangents, out: _mx().imag(tangents[0])
             continue
         d = derivs.get(name)
@@ -461,9 +467,13 @@ def _install_unary_rules():
             continue
 
         def vjp_rule(primals, ct, out, _d=d):
-            return [ct * _d(primals[0], out)]
+            # complex inputs: MLX's convention, the cotangent times the conjugate derivative
+            return [ct * _conj_if_complex(_d(primals[0], out))]
 
-        def jvp_rule(primals, tangents, out, _d=d):
+        def jvp_rule(primals, tangents, out, _d=d, _name=name):
+            if _name == "abs" and primals[0].dtype.name == "complex64":
+                mx = _mx()
+                return mx.real(mx.conjugate(primals[0]) * tangents[0]) / mx.maximum(out, 1e-30)
             return tangents[0] * _d(primals[0], out)
 
         prim.vjp = vjp_rule
@@ -519,8 +529,8 @@ def _install_binary_rules():
 
         def vjp_rule(primals, ct, out, _da=da, _db=db):
             x, y = primals
-            return [ct * _da(x, y, out) if _is_float(x.dtype) else None,
-                    ct * _db(x, y, out) if _is_float(y.dtype) else None]
+            return [ct * _conj_if_complex(_da(x, y, out)) if _is_float(x.dtype) else None,
+                    ct * _conj_if_complex(_db(x, y, out)) if _is_float(y.dtype) else None]
 
         def jvp_rule(primals, tangents, out, _da=da, _db=db):
             x, y = primals

@@ -296,3 +296,10 @@ def test_array_api_aliases_and_small_ops():
         mx.matrix_transpose(mx.array([1, 2]))
     with pytest.raises(TypeError, match=r"\[trunc\] Complex"):
         mx.trunc(mx.array([1j]))
+
+
+@pytest.mark.parametrize("op", ["rsqrt", "sigmoid", "erf", "erfinv", "square", "degrees"])
+def test_unary_ops_on_0d_arrays(op):
+    x = mx.array(0.5)
+    r = getattr(mx, op)(x)
+    assert r.shape == () and r.dtype == mx.float32 and isinstance(r.item(), float)

@@ -93,6 +93,8 @@ def _sigmoid(x):
 
 def _rsqrt(x):
     y = np.sqrt(x)
+    if type(y) is not np.ndarray:   # 0-d inputs give NumPy scalars
+        return np.reciprocal(y)
     np.reciprocal(y, out=y)
     return y
 

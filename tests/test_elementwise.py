@@ -303,3 +303,16 @@ def test_unary_ops_on_0d_arrays(op):
     x = mx.array(0.5)
     r = getattr(mx, op)(x)
     assert r.shape == () and r.dtype == mx.float32 and isinstance(r.item(), float)
+
+
+def test_trunc_and_logical_xor_transform_rules():
+    assert mx.grad(lambda x: mx.trunc(x) * x)(mx.array(2.5)).item() == 2.0
+    v = mx.vmap(mx.logical_xor, in_axes=(0, None))(mx.array([[1, 0], [0, 0]]), mx.array([1, 0]))
+    assert v.tolist() == [[False, False], [True, False]]
+    assert mx.vmap(mx.trunc)(mx.array([1.5, -1.5])).tolist() == [1.0, -1.0]
+
+
+def test_sigmoid_tails_keep_relative_precision():
+    x = np.array([-30.0, -15.0, 0.0, 15.0, 30.0], np.float32)
+    want = 1 / (1 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(np.asarray(mx.sigmoid(mx.array(x))), want, rtol=1e-6)

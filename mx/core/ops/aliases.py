@@ -51,3 +51,27 @@ def matrix_transpose(a, /, *, stream=None):
 __all__ = ["acos", "acosh", "asin", "asinh", "atan", "atanh", "atan2", "pow",
            "bitwise_left_shift", "bitwise_right_shift", "trunc", "logical_xor", "positive",
            "matrix_transpose"]
+
+
+def install_rules():
+    """trunc and logical_xor are piecewise constant: no gradient; they batch elementwise."""
+    import mx.core as mx
+    from mx.core.transforms import broadcast_batch
+
+    def no_grad(n):
+        return lambda primals, ct, out: [None] * n
+
+    def zero_tangent(primals, tangents, out):
+        return mx.zeros(out.shape, out.dtype)
+
+    _TRUNC.vjp = no_grad(1)
+    _TRUNC.jvp = zero_tangent
+    _TRUNC.vmap = lambda inputs, axes, out: (trunc(inputs[0]), axes[0])
+    _LOGICAL_XOR.vjp = no_grad(2)
+    _LOGICAL_XOR.jvp = zero_tangent
+
+    def xor_vmap(inputs, axes, out):
+        x, y = broadcast_batch(inputs, axes)
+        return logical_xor(x, y), 0
+
+    _LOGICAL_XOR.vmap = xor_vmap

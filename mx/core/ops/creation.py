@@ -499,3 +499,78 @@ def bartlett(M, *, stream=None):
 __all__ = ["arange", "linspace", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
            "full_like", "eye", "identity", "tri", "meshgrid", "hanning", "hamming",
            "blackman", "bartlett"]
+
+
+# ---------------------------------------------------------------------------------------
+# transformation rules (vjp, jvp, vmap; see docs/transforms.md)
+# ---------------------------------------------------------------------------------------
+def _inexact(d: Dtype) -> bool:
+    return d.name in ("float16", "bfloat16", "float32", "float64", "complex64")
+
+
+def _install_constant_rules(prim):
+    """A primitive without inputs: nothing to differentiate, and nothing a vmap can batch
+    (the engines never reach it; the rules only make the contract complete)."""
+    prim.vjp = lambda primals, ct, out, /, **params: []
+    prim.jvp = lambda primals, tangents, out, /, **params: zeros(out.shape, out.dtype)
+    prim.vmap = lambda inputs, axes, out, /, **params: (
+        make_node(prim, (), params, out.shape, out.dtype), None)
+
+
+def _install_broadcast_rules():
+    from mx.core.transforms import move_batch_axis, unbroadcast
+
+    import mx.core as mx
+
+    def full_vjp(primals, ct, out, /, shape):
+        v = primals[0]
+        return [unbroadcast(ct, v.shape) if _inexact(v.dtype) else None]
+
+    def full_jvp(primals, tangents, out, /, shape):
+        if not _inexact(out.dtype):
+            return zeros(out.shape, out.dtype)
+        t = tangents[0]
+        return make_node(FULL_ARRAY, (t,), {"shape": shape}, shape, t.dtype)
+
+    def full_vmap(inputs, axes, out, /, shape):
+        v = move_batch_axis(inputs[0], axes[0], 0)
+        size, core = v.shape[0], v.shape[1:]
+        # the example's axes line up with the right end of the target shape
+        v = mx.reshape(v, (size,) + (1,) * (len(shape) - len(core)) + core)
+        return make_node(FULL_ARRAY, (v,), {"shape": (size,) + shape}, (size,) + shape,
+                         v.dtype), 0
+
+    FULL_ARRAY.vjp = full_vjp
+    FULL_ARRAY.jvp = full_jvp
+    FULL_ARRAY.vmap = full_vmap
+
+    def grid_vjp(primals, ct, out, /, view, shape):
+        x = primals[0]
+        if not _inexact(x.dtype):
+            return [None]
+        return [mx.reshape(unbroadcast(ct, view), x.shape)]
+
+    def grid_jvp(primals, tangents, out, /, view, shape):
+        if not _inexact(out.dtype):
+            return zeros(out.shape, out.dtype)
+        t = tangents[0]
+        return make_node(GRID, (t,), {"view": view, "shape": shape}, shape, t.dtype)
+
+    def grid_vmap(inputs, axes, out, /, view, shape):
+        # batch first, each example's elements stay in order: the kernel's reshape to the
+        # batched view keeps them apart
+        x = move_batch_axis(inputs[0], axes[0], 0)
+        size = x.shape[0]
+        params = {"view": (size,) + view, "shape": (size,) + shape}
+        return make_node(GRID, (x,), params, (size,) + shape, x.dtype), 0
+
+    GRID.vjp = grid_vjp
+    GRID.jvp = grid_jvp
+    GRID.vmap = grid_vmap
+
+
+def install_rules():
+    """Set vjp, jvp and vmap on every primitive of this module (called by mx.core)."""
+    for prim in (ZEROS, ONES, FULL, ARANGE, LINSPACE, EYE, TRI, WINDOW):
+        _install_constant_rules(prim)
+    _install_broadcast_rules()

@@ -84,11 +84,10 @@ def _unary(name, kernel, rule="same", doc="", donates=None):
 
 
 def _sigmoid(x):
-    # tanh form: one transcendental, no overflow for large |x|
-    y = np.tanh(x * x.dtype.type(0.5))
-    y += 1
-    y *= x.dtype.type(0.5)
-    return y
+    # exp of -|x| only: no overflow, and full relative precision in both tails
+    e = np.exp(-np.abs(x))
+    d = e + 1
+    return np.where(x >= 0, 1 / d, e / d).astype(x.dtype, copy=False)
 
 
 def _rsqrt(x):

@@ -951,3 +951,819 @@ def trace(a, /, offset=0, axis1=0, axis2=1, dtype=None, *, stream=None):
     shape = tuple(s for i, s in enumerate(x.shape) if i != ax1 and i != ax2)
     return _node(TRACE, (x,), {"offset": offset, "axis1": ax1, "axis2": ax2, "dtype": d},
                      shape, _sum_dtype(d), stream)
+
+
+# ---------------------------------------------------------------------------------------
+# transformation rules (vjp, jvp, vmap; see docs/transforms.md)
+# ---------------------------------------------------------------------------------------
+# Gathers transpose to scatter-adds into zeros (repeated indices accumulate, as np.add.at)
+# and scatters transpose to gathers. Under vmap an index key gains an entry for the batch
+# axis: a full slice when only the array is batched, else an arange that pairs every
+# example with its own indices.
+def _mx():
+    import mx.core as mx
+    return mx
+
+
+def _inexact(d):
+    return d.name in ("float16", "bfloat16", "float32", "float64", "complex64")
+
+
+def _is_mask(a):
+    return a.dtype.name == "bool"
+
+
+def _prod(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _batch_first(x, axis):
+    from mx.core.transforms import move_batch_axis
+    return move_batch_axis(x, axis, 0)
+
+
+def _core_shape(x, axis):
+    """The shape of one example of `x` (batched on `axis`, or not batched)."""
+    return x.shape if axis is None else x.shape[:axis] + x.shape[axis + 1:]
+
+
+def _batch_size(inputs, axes):
+    return next(x.shape[a] for x, a in zip(inputs, axes) if a is not None)
+
+
+def _batched(x, axis, size):
+    """x with a leading batch axis: moved there, or (unbatched) broadcast along it (a
+    read-only view; the update kernels copy their input before writing)."""
+    if axis is not None:
+        return _batch_first(x, axis)
+    mx = _mx()
+    return mx.broadcast_to(mx.expand_dims(x, 0), (size,) + x.shape)
+
+
+class _Layout:
+    """Where ``x[key]`` puts its dimensions. `shape` is the indexed region's shape. The
+    advanced entries' broadcast shape (rank `r`) comes after the first `p` dimensions of
+    the region when those entries are adjacent in the key, first otherwise (NumPy's rule,
+    as in _parse)."""
+    __slots__ = ("shape", "adjacent", "p", "r")
+
+    def __init__(self, shape, adjacent, p, r):
+        self.shape = shape
+        self.adjacent = adjacent
+        self.p = p
+        self.r = r
+
+    def front_shape(self):
+        """The region's shape with the advanced block moved first."""
+        s, p, r = self.shape, self.p, self.r
+        return s[p:p + r] + s[:p] + s[p + r:] if self.adjacent else s
+
+    def _perm(self, lead, to_front):
+        p, r, n = self.p, self.r, len(self.shape)
+        if not self.adjacent or p == 0 or r == 0:
+            return None
+        if to_front:
+            core = list(range(p, p + r)) + list(range(p)) + list(range(p + r, n))
+        else:
+            core = list(range(r, r + p)) + list(range(r)) + list(range(p + r, n))
+        return tuple(range(lead)) + tuple(lead + c for c in core)
+
+    def to_front(self, t, lead):
+        """t (lead dims, then the region in its own order) with the advanced block first."""
+        perm = self._perm(lead, True)
+        return t if perm is None else _mx().transpose(t, perm)
+
+    def from_front(self, t, lead):
+        """The inverse of to_front."""
+        perm = self._perm(lead, False)
+        return t if perm is None else _mx().transpose(t, perm)
+
+
+def _index_info(a, axis=None):
+    """(dimensions an index array consumes, shape it contributes) for one example."""
+    if _is_mask(a):
+        if axis is not None:
+            raise ValueError("[vmap] Cannot vmap an index by a batched boolean mask: the "
+                             "number of selected elements would differ between examples.")
+        return a.ndim, (int(np.count_nonzero(np.asarray(a))),)
+    return 1, _core_shape(a, axis)
+
+
+def _layout(shape, key, slots, infos):
+    """The _Layout of x[key] for an x of `shape`, the index arrays at `slots` being
+    described by `infos` (see _index_info)."""
+    slot_info = dict(zip(slots, infos))
+    advanced = bool(slots) or any(type(k) is bool for k in key)
+    used = 0
+    for pos, k in enumerate(key):
+        if pos in slot_info:
+            used += slot_info[pos][0]
+        elif type(k) is int or type(k) is _slice:
+            used += 1
+    ndim = len(shape)
+    parts, adv_shapes, dim = [], [], 0
+    for pos, k in enumerate(key):
+        if pos in slot_info:
+            consumed, contributed = slot_info[pos]
+            parts.append(None)
+            adv_shapes.append(contributed)
+            dim += consumed
+        elif k is None:
+            parts.append((1,))
+        elif k is Ellipsis:
+            span = ndim - used
+            parts.append(tuple(shape[dim:dim + span]))
+            dim += span
+        elif type(k) is bool:
+            parts.append(None)
+            adv_shapes.append((1,) if k else (0,))
+        elif type(k) is _slice:
+            parts.append((len(range(*k.indices(shape[dim]))),))
+            dim += 1
+        else:  # an int: advanced when the key has arrays or bools, else it drops the axis
+            parts.append(None if advanced else ())
+            if advanced:
+                adv_shapes.append(())
+            dim += 1
+    rest = tuple(shape[dim:])
+    if not advanced:
+        return _Layout(_concat(parts) + rest, True, 0, 0)
+    bshape = tuple(np.broadcast_shapes(*adv_shapes))
+    pos = [i for i, p in enumerate(parts) if p is None]
+    if pos[-1] - pos[0] + 1 == len(pos):
+        pre = _concat(parts[:pos[0]])
+        return _Layout(pre + bshape + _concat(parts[pos[-1] + 1:]) + rest, True, len(pre),
+                       len(bshape))
+    return _Layout(bshape + _concat(parts) + rest, False, 0, len(bshape))
+
+
+def _layout_of(shape, key, slots, arrays):
+    return _layout(shape, key, slots, [_index_info(a) for a in arrays])
+
+
+def _gather_node(x, key, slots, arrays, shape):
+    """x[key] (index arrays at slots) as an index or gather node of the given shape."""
+    if slots:
+        return make_node(GATHER, (x, *arrays), {"key": key, "slots": slots}, shape, x.dtype)
+    return make_node(INDEX, (x,), {"key": key}, shape, x.dtype)
+
+
+def _scatter_node(x, v, key, slots, arrays):
+    return make_node(SCATTER, (x, v, *arrays), {"key": key, "slots": slots}, x.shape, x.dtype)
+
+
+def _acc_node(name, x, v, key, slots, arrays, vshape=None):
+    params = {"key": key, "slots": slots, "vshape": vshape}
+    return make_node(SCATTER_ACC[name], (x, v, *arrays), params, x.shape, x.dtype)
+
+
+def _sum_to(g, shape):
+    """A cotangent of an update's region summed back to the update's own shape (which
+    may carry surplus leading 1s)."""
+    from mx.core.transforms import unbroadcast
+    shape = tuple(shape)
+    if len(shape) > g.ndim:
+        return _mx().reshape(unbroadcast(g, shape[len(shape) - g.ndim:]), shape)
+    return unbroadcast(g, shape)
+
+
+def _winners(shape, key, slots, arrays, region):
+    """Where a scatter with repeated indices keeps the written value: True at the region
+    positions whose write is the one that lands (NumPy's assignment order decides; an id
+    scattered the same way tells which)."""
+    mx = _mx()
+    n = _prod(region)
+    d = mx.int32 if n < 2**31 else mx.int64
+    ids = mx.reshape(mx.arange(n, dtype=d), region)
+    filled = _scatter_node(mx.full(shape, -1, d), ids, key, slots, arrays)
+    return _gather_node(filled, key, slots, arrays, region) == ids
+
+
+def _has_int_arrays(arrays):
+    return any(not _is_mask(a) for a in arrays)
+
+
+# --- vmap of index keys --------------------------------------------------------------------
+def _batched_key(size, lay, key, slots, arrays, arr_axes):
+    """The key, slots and index arrays indexing a batch-first x, every example with its
+    own indices: an arange leads, the batched index arrays get the batch as their first
+    axis (the region, batch first, is then in the layout's front order)."""
+    mx = _mx()
+    r = lay.r
+    ar = mx.reshape(mx.arange(size, dtype=mx.int32), (size,) + (1,) * r)
+    out = [ar]
+    for a, ax in zip(arrays, arr_axes):
+        if ax is not None:
+            a = _batch_first(a, ax)
+            core = a.shape[1:]
+            a = mx.reshape(a, (size,) + (1,) * (r - len(core)) + core)
+        out.append(a)
+    return (0,) + tuple(key), (0,) + tuple(s + 1 for s in slots), out
+
+
+def _vmap_gather(x, ax, key, slots, arrays, arr_axes):
+    """x[key] per example: (result, its batch axis)."""
+    size = _batch_size([x, *arrays], [ax, *arr_axes])
+    core = _core_shape(x, ax)
+    lay = _layout(core, key, slots, [_index_info(a, aa) for a, aa in zip(arrays, arr_axes)])
+    if all(aa is None for aa in arr_axes):
+        xb = _batch_first(x, ax)
+        key2 = (_slice(None),) + tuple(key)
+        slots2 = tuple(s + 1 for s in slots)
+        r, region = lay.r, lay.shape
+        if lay.adjacent:
+            return _gather_node(xb, key2, slots2, arrays, (size,) + region), 0
+        return _gather_node(xb, key2, slots2, arrays, region[:r] + (size,) + region[r:]), r
+    xb = _batched(x, ax, size)
+    key2, slots2, arrays2 = _batched_key(size, lay, key, slots, arrays, arr_axes)
+    res = _gather_node(xb, key2, slots2, arrays2, (size,) + lay.front_shape())
+    return lay.from_front(res, 1), 0
+
+
+def _update_node(name, x, v, key, slots, arrays):
+    """The update `name` ("set" or a SCATTER_ACC name) of x at key by v."""
+    if name == "set":
+        return _scatter_node(x, v, key, slots, arrays)
+    return _acc_node(name, x, v, key, slots, arrays)
+
+
+def _mask_only(key, slots, arrays):
+    """Whether the key is a single boolean mask, ``x[mask]``."""
+    return len(key) == 1 and slots == (0,) and _is_mask(arrays[0])
+
+
+def _masked_update(name, x, v, mask):
+    """The update `name` of x by v where `mask` holds, as elementwise ops (v and mask
+    broadcast against x; a mask selects every position once, so no accumulation)."""
+    mx = _mx()
+    v = v.astype(x.dtype) if v.dtype != x.dtype else v
+    if name == "set":
+        new = v
+    elif name == "divide" and not _inexact(x.dtype):
+        new = mx.divide(x, v).astype(x.dtype)   # truncates toward zero, as the kernel
+    else:
+        new = getattr(mx, name)(x, v)
+    return mx.where(mask, new, x)
+
+
+def _mask_equivalent(name, x, v, mask):
+    """A function of (x, v) equal to the single-valued update `name` at a boolean mask
+    that leads x's axes, for differentiating it with elementwise ops (no mask read)."""
+    mx = _mx()
+    m = mx.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim))
+    return lambda x_, v_: _masked_update(name, x_, mx.reshape(v_, ()), m)
+
+
+def _vmap_scatter(name, x, ax, v, av, key, slots, arrays, arr_axes):
+    """The update `name` of x at key by v per example. Returns (result, 0)."""
+    mx = _mx()
+    size = _batch_size([x, v, *arrays], [ax, av, *arr_axes])
+    if any(aa is not None and _is_mask(a) for a, aa in zip(arrays, arr_axes)):
+        return _vmap_masked(name, x, ax, v, av, key, slots, arrays, arr_axes, size), 0
+
+    core = _core_shape(x, ax)
+    lay = _layout(core, key, slots, [_index_info(a, aa) for a, aa in zip(arrays, arr_axes)])
+    region = lay.shape
+    vcore = _core_shape(v, av)
+    if len(vcore) > len(region):
+        vcore = vcore[len(vcore) - len(region):]   # surplus leading 1s (checked at op time)
+    vb = _batch_first(v, av) if av is not None else v
+    vb = mx.reshape(vb, (size if av is not None else 1,)
+                    + (1,) * (len(region) - len(vcore)) + vcore)
+    xb = _batched(x, ax, size)
+    if all(aa is None for aa in arr_axes):
+        key2 = (_slice(None),) + tuple(key)
+        slots2 = tuple(s + 1 for s in slots)
+        if not lay.adjacent:
+            vb = mx.moveaxis(vb, 0, lay.r)
+        return _update_node(name, xb, vb, key2, slots2, arrays), 0
+    key2, slots2, arrays2 = _batched_key(size, lay, key, slots, arrays, arr_axes)
+    return _update_node(name, xb, lay.to_front(vb, 1), key2, slots2, arrays2), 0
+
+
+def _masked_vjp(name, primals, ct):
+    """vjp of a single-valued update at a boolean mask (the mask need not be read)."""
+    mx = _mx()
+    x, v, mask = primals
+    _, (gx, gv) = mx.vjp(_mask_equivalent(name, x, v, mask), [x, v], [ct])
+    return [gx if _inexact(x.dtype) else None, gv if _inexact(v.dtype) else None, None]
+
+
+def _masked_jvp(name, primals, tangents, out):
+    mx = _mx()
+    x, v, mask = primals
+    tx, tv = tangents[:2]
+    tx = mx.zeros(x.shape, out.dtype) if tx is None else tx
+    tv = mx.zeros(v.shape, v.dtype) if tv is None or not _inexact(v.dtype) else tv
+    return mx.jvp(_mask_equivalent(name, x, v, mask), [x, v], [tx, tv])[1][0]
+
+
+def _vmap_masked(name, x, ax, v, av, key, slots, arrays, arr_axes, size):
+    """An update at a boolean mask that differs between examples: possible (as where)
+    when the mask is the whole key and each example updates with a single value."""
+    mx = _mx()
+    vcore = _core_shape(v, av)
+    if not _mask_only(key, slots, arrays) or _prod(vcore) != 1:
+        raise ValueError("[vmap] An update at a batched boolean mask must index with the "
+                         "mask alone and write a single value per example (the number of "
+                         "selected elements differs between examples).")
+    xcore = _core_shape(x, ax)
+    mask = _batch_first(arrays[0], arr_axes[0])
+    mask = mx.reshape(mask, mask.shape + (1,) * (len(xcore) - (mask.ndim - 1)))
+    vb = _batch_first(v, av) if av is not None else v
+    vb = mx.reshape(vb, (size if av is not None else 1,) + (1,) * len(xcore))
+    xb = _batch_first(x, ax) if ax is not None else mx.expand_dims(x, 0)
+    return _masked_update(name, xb, vb, mask)
+
+
+# --- index, gather, scatter ------------------------------------------------------------------
+def _install_index_rules():
+    mx = _mx()
+
+    def index_vjp(primals, ct, out, /, key):
+        x = primals[0]
+        if not _inexact(x.dtype):
+            return [None]
+        # a basic key reads every element at most once: a plain scatter places ct
+        return [_scatter_node(mx.zeros(x.shape, ct.dtype), ct, key, (), [])]
+
+    INDEX.vjp = index_vjp
+    INDEX.jvp = lambda primals, tangents, out, /, key: _gather_node(
+        tangents[0], key, (), [], out.shape)
+    INDEX.vmap = lambda inputs, axes, out, /, key: _vmap_gather(
+        inputs[0], axes[0], key, (), [], [])
+
+    def gather_vjp(primals, ct, out, /, key, slots):
+        x, *arrays = primals
+        nones = [None] * len(arrays)
+        if not _inexact(x.dtype):
+            return [None] + nones
+        return [_acc_node("add", mx.zeros(x.shape, ct.dtype), ct, key, slots, arrays)] + nones
+
+    def gather_jvp(primals, tangents, out, /, key, slots):
+        return _gather_node(tangents[0], key, slots, primals[1:], out.shape)
+
+    def gather_vmap(inputs, axes, out, /, key, slots):
+        return _vmap_gather(inputs[0], axes[0], key, slots, inputs[1:], axes[1:])
+
+    GATHER.vjp = gather_vjp
+    GATHER.jvp = gather_jvp
+    GATHER.vmap = gather_vmap
+
+    def scatter_vjp(primals, ct, out, /, key, slots):
+        x, v, *arrays = primals
+        nones = [None] * len(arrays)
+        if not _inexact(out.dtype):
+            return [None, None] + nones
+        if _mask_only(key, slots, arrays) and v.size == 1:
+            return _masked_vjp("set", primals, ct)
+        # the written positions no longer depend on x
+        gx = _scatter_node(ct, mx.zeros((), ct.dtype), key, slots, arrays)
+        gv = None
+        if _inexact(v.dtype):
+            region = _layout_of(x.shape, key, slots, arrays).shape
+            g = _gather_node(ct, key, slots, arrays, region)
+            if _has_int_arrays(arrays):
+                # of repeated indices only the write that lands gets the cotangent
+                g = mx.where(_winners(x.shape, key, slots, arrays, region), g, 0)
+            gv = _sum_to(g, v.shape)
+        return [gx, gv] + nones
+
+    def scatter_jvp(primals, tangents, out, /, key, slots):
+        x, v, *arrays = primals
+        tx, tv = tangents[:2]
+        if not _inexact(out.dtype):
+            return mx.zeros(out.shape, out.dtype)
+        if _mask_only(key, slots, arrays) and v.size == 1:
+            return _masked_jvp("set", primals, tangents, out)
+        tx = mx.zeros(x.shape, out.dtype) if tx is None else tx
+        tv = mx.zeros((), out.dtype) if tv is None or not _inexact(v.dtype) else tv
+        return _scatter_node(tx, tv, key, slots, arrays)
+
+    def scatter_vmap(inputs, axes, out, /, key, slots):
+        x, v, *arrays = inputs
+        return _vmap_scatter("set", x, axes[0], v, axes[1], key, slots, arrays, axes[2:])
+
+    SCATTER.vjp = scatter_vjp
+    SCATTER.jvp = scatter_jvp
+    SCATTER.vmap = scatter_vmap
+    for name in SCATTER_ACC:
+        _install_acc_rules(name)
+
+
+def _acc_vjp_jvp(name):
+    """(vjp, jvp) of the accumulating scatter `name` (x updated at key by v)."""
+    mx = _mx()
+
+    def setup(primals, out, key, slots, vshape):
+        x, v, *arrays = primals
+        dt = out.dtype
+        region = _layout_of(x.shape, key, slots, arrays).shape
+        vv = mx.reshape(v, vshape) if vshape is not None else v
+        # the update values as the kernel applies them: cast, one per region position
+        vb = mx.broadcast_to(vv.astype(dt) if vv.dtype != dt else vv, region)
+
+        def gather(t):
+            return _gather_node(t, key, slots, arrays, region)
+
+        def acc(op, base, vals):
+            return _acc_node(op, base, vals, key, slots, arrays)
+
+        return x, v, arrays, dt, region, vb, gather, acc
+
+    def factors(x, vb, dt, gather, acc, repeats):
+        """M: the product of the values at each position; others (when positions may
+        repeat, else None): for each value, the product of the other values at its
+        position."""
+        M = acc("multiply", mx.ones(x.shape, dt), vb)
+        if not repeats:
+            return M, None
+        zero = vb == 0
+        safe = mx.where(zero, 1, vb)
+        nonzero_prod = gather(acc("multiply", mx.ones(x.shape, dt), safe))
+        zeros_count = gather(acc("add", mx.zeros(x.shape, dt), zero.astype(dt)))
+        # a zero value's partner product is that of the nonzero others, unless another
+        # value at its position is zero too
+        others = mx.where(zero, mx.where(zeros_count == 1, nonzero_prod, 0),
+                          gather(M) / safe)
+        return M, others
+
+    def extremal(x, out, vb, dt, gather, acc):
+        """Which of x and the values attain the result (ties share the cotangent)."""
+        win_x = (x == out).astype(dt)
+        win_v = (vb == gather(out)).astype(dt)
+        count = mx.maximum(win_x + acc("add", mx.zeros(x.shape, dt), win_v), 1)
+        return win_x, win_v, count
+
+    def vjp_rule(primals, ct, out, /, key, slots, vshape):
+        x, v, *arrays = primals
+        none = [None] * len(primals)
+        if not _inexact(out.dtype):
+            return none
+        if _mask_only(key, slots, arrays) and v.size == 1:
+            return _masked_vjp(name, primals, ct)
+        x, v, arrays, dt, region, vb, gather, acc = setup(primals, out, key, slots, vshape)
+        if name in ("add", "subtract"):
+            gx, gvr = ct, gather(ct)
+            if name == "subtract":
+                gvr = -gvr
+        elif name == "multiply":
+            M, others = factors(x, vb, dt, gather, acc, _has_int_arrays(arrays))
+            gx = ct * M
+            gvr = gather(ct * x)
+            if others is not None:
+                gvr = gvr * others
+        elif name == "divide":
+            M, _ = factors(x, vb, dt, gather, acc, False)
+            gx = ct / M
+            gvr = -gather(ct * out) / vb
+        else:  # maximum, minimum
+            win_x, win_v, count = extremal(x, out, vb, dt, gather, acc)
+            gx = ct * win_x / count
+            gvr = gather(ct / count) * win_v
+        gv = _sum_to(gvr, v.shape) if _inexact(v.dtype) else None
+        return [gx, gv] + none[2:]
+
+    def jvp_rule(primals, tangents, out, /, key, slots, vshape):
+        if not _inexact(out.dtype):
+            return mx.zeros(out.shape, out.dtype)
+        if _mask_only(key, slots, primals[2:]) and primals[1].size == 1:
+            return _masked_jvp(name, primals, tangents, out)
+        x, v, arrays, dt, region, vb, gather, acc = setup(primals, out, key, slots, vshape)
+        tx, tv = tangents[:2]
+        tx = mx.zeros(x.shape, dt) if tx is None else tx
+        if tv is None or not _inexact(v.dtype):
+            tv = mx.zeros(v.shape, dt)
+        tvv = mx.reshape(tv, vshape) if vshape is not None else tv
+        tvb = mx.broadcast_to(tvv.astype(dt) if tvv.dtype != dt else tvv, region)
+        zeros = mx.zeros(x.shape, dt)
+        if name in ("add", "subtract"):
+            return acc(name, tx, tvb)
+        if name == "multiply":
+            M, others = factors(x, vb, dt, gather, acc, _has_int_arrays(arrays))
+            return tx * M + x * acc("add", zeros, tvb if others is None else tvb * others)
+        if name == "divide":
+            M, _ = factors(x, vb, dt, gather, acc, False)
+            return tx / M - out * acc("add", zeros, tvb / vb)
+        win_x, win_v, count = extremal(x, out, vb, dt, gather, acc)
+        return (tx * win_x + acc("add", zeros, tvb * win_v)) / count
+
+    return vjp_rule, jvp_rule
+
+
+def _install_acc_rules(name):
+    prim = SCATTER_ACC[name]
+    prim.vjp, prim.jvp = _acc_vjp_jvp(name)
+
+    def vmap_rule(inputs, axes, out, /, key, slots, vshape):
+        x, v, *arrays = inputs
+        return _vmap_scatter(name, x, axes[0], v, axes[1], key, slots, arrays, axes[2:])
+
+    prim.vmap = vmap_rule
+
+
+# --- take, take_along_axis, put_along_axis ---------------------------------------------------
+def _take_key(axis):
+    """The index key of take along `axis` (its index array at the last slot)."""
+    return (_slice(None),) * axis + (0,), (axis,)
+
+
+def _install_take_rules():
+    mx = _mx()
+
+    def take_vjp(primals, ct, out, /, axis):
+        x, idx = primals
+        if not _inexact(x.dtype):
+            return [None, None]
+        if axis is None:
+            flat = _acc_node("add", mx.zeros((x.size,), ct.dtype), ct, (0,), (0,), [idx])
+            return [mx.reshape(flat, x.shape), None]
+        key, slots = _take_key(axis)
+        return [_acc_node("add", mx.zeros(x.shape, ct.dtype), ct, key, slots, [idx]), None]
+
+    def take_vmap(inputs, axes, out, /, axis):
+        (x, idx), (ax, ai) = inputs, axes
+        if axis is None:
+            if ax is not None:
+                x = _batch_first(x, ax)
+                x, ax = mx.reshape(x, (x.shape[0], _prod(x.shape[1:]))), 0
+            else:
+                x = mx.reshape(x, (x.size,))
+            axis = 0
+        key, slots = _take_key(axis)
+        return _vmap_gather(x, ax, key, slots, [idx], [ai])
+
+    TAKE.vjp = take_vjp
+    TAKE.jvp = lambda primals, tangents, out, /, axis: take(tangents[0], primals[1], axis)
+    TAKE.vmap = take_vmap
+
+    def take_along_vjp(primals, ct, out, /, axis):
+        x, idx = primals
+        if not _inexact(x.dtype):
+            return [None, None]
+        if axis is None:
+            flat = _acc_node("add", mx.zeros((x.size,), ct.dtype), ct, (0,), (0,), [idx])
+            return [mx.reshape(flat, x.shape), None]
+        # the positions read: idx along the axis, the coordinate itself on the others
+        # (0 where x has size 1 and was broadcast), so repeats add up
+        key, slots, arrays = [], [], []
+        nd = x.ndim
+        for d, n in enumerate(x.shape):
+            if d == axis:
+                slots.append(d)
+                key.append(0)
+                arrays.append(idx)
+            elif n == 1:
+                key.append(0)
+            else:
+                slots.append(d)
+                key.append(0)
+                view = (1,) * d + (n,) + (1,) * (nd - d - 1)
+                arrays.append(mx.reshape(mx.arange(n, dtype=mx.int32), view))
+        g = _acc_node("add", mx.zeros(x.shape, ct.dtype), ct, tuple(key), tuple(slots), arrays)
+        return [g, None]
+
+    def take_along_vmap(inputs, axes, out, /, axis):
+        (x, idx), (ax, ai) = inputs, axes
+        xb = _batch_first(x, ax) if ax is not None else mx.expand_dims(x, 0)
+        ib = _batch_first(idx, ai) if ai is not None else mx.expand_dims(idx, 0)
+        if axis is None:
+            xb = mx.reshape(xb, (xb.shape[0], _prod(xb.shape[1:])))
+            return take_along_axis(xb, ib, axis=1), 0
+        return take_along_axis(xb, ib, axis=axis + 1), 0
+
+    TAKE_ALONG_AXIS.vjp = take_along_vjp
+    TAKE_ALONG_AXIS.jvp = lambda primals, tangents, out, /, axis: take_along_axis(
+        tangents[0], primals[1], axis)
+    TAKE_ALONG_AXIS.vmap = take_along_vmap
+
+    def put_along_vjp(primals, ct, out, /, axis):
+        x, idx, v = primals
+        if not _inexact(out.dtype):
+            return [None, None, None]
+        gx = put_along_axis(ct, idx, mx.zeros((), ct.dtype), axis)
+        gv = None
+        if _inexact(v.dtype):
+            g = take_along_axis(ct, idx, axis)
+            n = g.size
+            d = mx.int32 if n < 2**31 else mx.int64
+            ids = mx.reshape(mx.arange(n, dtype=d), g.shape)
+            filled = put_along_axis(mx.full(x.shape, -1, d), idx, ids, axis)
+            landed = take_along_axis(filled, idx, axis) == ids
+            gv = _sum_to(mx.where(landed, g, 0), v.shape)
+        return [gx, None, gv]
+
+    def put_along_jvp(primals, tangents, out, /, axis):
+        x, idx, v = primals
+        tx, _, tv = tangents
+        if not _inexact(out.dtype):
+            return mx.zeros(out.shape, out.dtype)
+        tx = mx.zeros(x.shape, out.dtype) if tx is None else tx
+        tv = mx.zeros((), out.dtype) if tv is None or not _inexact(v.dtype) else tv
+        return put_along_axis(tx, idx, tv, axis)
+
+    def put_along_vmap(inputs, axes, out, /, axis):
+        (x, idx, v), (ax, ai, av) = inputs, axes
+        size = _batch_size(inputs, axes)
+        core = _core_shape(x, ax)
+        xb = _batched(x, ax, size)
+        ib = _batch_first(idx, ai) if ai is not None else mx.expand_dims(idx, 0)
+        if axis is None:
+            xb = mx.reshape(xb, (size, _prod(core)))
+            region = ib.shape[1:]
+        else:
+            others = core[:axis] + (1,) + core[axis + 1:]
+            region = tuple(np.broadcast_shapes(others, ib.shape[1:]))
+        vcore = _core_shape(v, av)
+        if len(vcore) > len(region):
+            vcore = vcore[len(vcore) - len(region):]
+        vb = _batch_first(v, av) if av is not None else v
+        vb = mx.reshape(vb, (size if av is not None else 1,)
+                        + (1,) * (len(region) - len(vcore)) + vcore)
+        if axis is None:
+            return mx.reshape(put_along_axis(xb, ib, vb, axis=1), (size,) + core), 0
+        return put_along_axis(xb, ib, vb, axis=axis + 1), 0
+
+    PUT_ALONG_AXIS.vjp = put_along_vjp
+    PUT_ALONG_AXIS.jvp = put_along_jvp
+    PUT_ALONG_AXIS.vmap = put_along_vmap
+
+
+# --- dynamic slice and slice_update ----------------------------------------------------------
+def _per_example_slices(size, starts, axes, sizes):
+    """Index arrays reading, for every example b, the block of shape `sizes` that starts
+    at starts[b] on `axes` (at 0 elsewhere): one array per axis, batch first."""
+    mx = _mx()
+    nd = len(sizes)
+    starts = mx.reshape(starts, (size, len(axes)))
+    out = []
+    for d, n in enumerate(sizes):
+        view = (1,) + (1,) * d + (n,) + (1,) * (nd - d - 1)
+        coord = mx.reshape(mx.arange(n, dtype=starts.dtype), view)
+        if d in axes:
+            k = axes.index(d)
+            first = mx.reshape(starts[:, k], (size,) + (1,) * nd)
+            coord = coord + first
+        out.append(coord)
+    return out
+
+
+def _install_slice_rules():
+    mx = _mx()
+
+    def dynamic_slice_vjp(primals, ct, out, /, axes, sizes):
+        x, start = primals
+        if not _inexact(x.dtype):
+            return [None, None]
+        return [slice_update(mx.zeros(x.shape, ct.dtype), ct, start, axes), None]
+
+    def dynamic_slice_vmap(inputs, axes_, out, /, axes, sizes):
+        (x, start), (ax, ast) = inputs, axes_
+        size = _batch_size(inputs, axes_)
+        if ast is None or not axes:
+            if ax is None:   # only a start for no axis is batched: nothing depends on it
+                return slice(x, mx.zeros((0,), mx.int32), (), sizes), None
+            if ast is not None:
+                start = mx.zeros((0,), mx.int32)
+            xb = _batch_first(x, ax)
+            return slice(xb, start, tuple(a + 1 for a in axes), (size,) + tuple(sizes)), 0
+        coords = _per_example_slices(size, _batch_first(start, ast), axes, sizes)
+        if ax is None:
+            return getitem(x, tuple(coords)), 0
+        ar = mx.reshape(mx.arange(size, dtype=mx.int32), (size,) + (1,) * len(sizes))
+        return getitem(_batch_first(x, ax), (ar, *coords)), 0
+
+    DYNAMIC_SLICE.vjp = dynamic_slice_vjp
+    DYNAMIC_SLICE.jvp = lambda primals, tangents, out, /, axes, sizes: slice(
+        tangents[0], primals[1], axes, sizes)
+    DYNAMIC_SLICE.vmap = dynamic_slice_vmap
+
+    def slice_update_vjp(primals, ct, out, /, axes, sizes):
+        x, u, start = primals
+        if not _inexact(out.dtype):
+            return [None, None, None]
+        gx = slice_update(ct, mx.zeros(sizes, ct.dtype), start, axes)
+        gu = _sum_to(slice(ct, start, axes, sizes), u.shape) if _inexact(u.dtype) else None
+        return [gx, gu, None]
+
+    def slice_update_jvp(primals, tangents, out, /, axes, sizes):
+        x, u, start = primals
+        tx, tu, _ = tangents
+        if not _inexact(out.dtype):
+            return mx.zeros(out.shape, out.dtype)
+        tx = mx.zeros(x.shape, out.dtype) if tx is None else tx
+        # (the update's shape sets the slice's extent on `axes`: a zero update is full size)
+        tu = mx.zeros(sizes, out.dtype) if tu is None or not _inexact(u.dtype) else tu
+        return slice_update(tx, tu, start, axes)
+
+    def slice_update_vmap(inputs, axes_, out, /, axes, sizes):
+        (x, u, start), (ax, au, ast) = inputs, axes_
+        size = _batch_size(inputs, axes_)
+        nd = len(sizes)
+        xb = _batched(x, ax, size)
+        ucore = _core_shape(u, au)
+        upad = (1,) * (nd - len(ucore)) + ucore
+        ub = _batch_first(u, au) if au is not None else u
+        ub = mx.reshape(ub, (size if au is not None else 1,) + upad)
+        if ast is None or not axes:
+            if ast is not None:
+                start = mx.zeros((0,), mx.int32)
+            return slice_update(xb, ub, start, tuple(a + 1 for a in axes)), 0
+        coords = _per_example_slices(size, _batch_first(start, ast), axes, sizes)
+        ar = mx.reshape(mx.arange(size, dtype=mx.int32), (size,) + (1,) * nd)
+        return setitem(xb, (ar, *coords), ub), 0
+
+    SLICE_UPDATE.vjp = slice_update_vjp
+    SLICE_UPDATE.jvp = slice_update_jvp
+    SLICE_UPDATE.vmap = slice_update_vmap
+
+
+# --- diagonal, diag, trace ---------------------------------------------------------------------
+def _embed_diagonal(d, n1, n2, offset):
+    """Matrices of shape (n1, n2) (after d's leading axes) holding the last axis of `d` on
+    their diagonal at `offset`, zeros elsewhere (the transpose of np.diagonal)."""
+    mx = _mx()
+    length = d.shape[-1]
+    if offset >= 0:
+        mask = mx.eye(length, n2, offset, dtype=mx.bool_)
+        m = mx.where(mask, mx.expand_dims(d, -1), 0)
+        widths = [(0, 0)] * (m.ndim - 2) + [(0, n1 - length), (0, 0)]
+    else:
+        mask = mx.eye(n1, length, offset, dtype=mx.bool_)
+        m = mx.where(mask, mx.expand_dims(d, -2), 0)
+        widths = [(0, 0)] * (m.ndim - 1) + [(0, n2 - length)]
+    if any(hi for _, hi in widths):
+        m = mx.pad(m, widths)
+    return m
+
+
+def _diagonal_transpose(d, shape, offset, axis1, axis2):
+    """The array of `shape` that is zero but for `d` on its diagonal (axis1, axis2)."""
+    m = _embed_diagonal(d, shape[axis1], shape[axis2], offset)
+    nd = len(shape)
+    rest = iter(range(nd - 2))
+    perm = [nd - 2 if i == axis1 else nd - 1 if i == axis2 else next(rest) for i in range(nd)]
+    return _mx().transpose(m, perm)
+
+
+def _install_diagonal_rules():
+    mx = _mx()
+
+    def diagonal_vjp(primals, ct, out, /, offset, axis1, axis2):
+        x = primals[0]
+        if not _inexact(x.dtype):
+            return [None]
+        return [_diagonal_transpose(ct, x.shape, offset, axis1, axis2)]
+
+    DIAGONAL.vjp = diagonal_vjp
+    DIAGONAL.jvp = lambda primals, tangents, out, /, offset, axis1, axis2: diagonal(
+        tangents[0], offset, axis1, axis2)
+    DIAGONAL.vmap = lambda inputs, axes, out, /, offset, axis1, axis2: (
+        diagonal(_batch_first(inputs[0], axes[0]), offset, axis1 + 1, axis2 + 1), 0)
+
+    DIAG_MATRIX.vjp = lambda primals, ct, out, /, k: [
+        diagonal(ct, k) if _inexact(primals[0].dtype) else None]
+    DIAG_MATRIX.jvp = lambda primals, tangents, out, /, k: diag(tangents[0], k)
+    DIAG_MATRIX.vmap = lambda inputs, axes, out, /, k: (
+        _embed_diagonal(_batch_first(inputs[0], axes[0]), out.shape[0], out.shape[1], k), 0)
+
+    def trace_vjp(primals, ct, out, /, offset, axis1, axis2, dtype):
+        x = primals[0]
+        if not (_inexact(x.dtype) and _inexact(out.dtype)):
+            return [None]
+        n1, n2 = x.shape[axis1], x.shape[axis2]
+        length = max(0, min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2))
+        d = mx.broadcast_to(mx.expand_dims(ct, -1), ct.shape + (length,))
+        return [_diagonal_transpose(d, x.shape, offset, axis1, axis2)]
+
+    def trace_jvp(primals, tangents, out, /, offset, axis1, axis2, dtype):
+        if not _inexact(out.dtype):
+            return mx.zeros(out.shape, out.dtype)
+        return trace(tangents[0], offset, axis1, axis2, dtype)
+
+    TRACE.vjp = trace_vjp
+    TRACE.jvp = trace_jvp
+    TRACE.vmap = lambda inputs, axes, out, /, offset, axis1, axis2, dtype: (
+        trace(_batch_first(inputs[0], axes[0]), offset, axis1 + 1, axis2 + 1, dtype), 0)
+
+
+def _zero_for_integers(rule):
+    """A jvp that gives integer outputs a zero tangent (their vjps give no gradient)."""
+    def jvp_rule(primals, tangents, out, /, **params):
+        if not _inexact(out.dtype):
+            return _mx().zeros(out.shape, out.dtype)
+        return rule(primals, tangents, out, **params)
+    return jvp_rule
+
+
+def install_rules():
+    """Set vjp, jvp and vmap on every primitive of this module (called by mx.core)."""
+    _install_index_rules()
+    _install_take_rules()
+    _install_slice_rules()
+    _install_diagonal_rules()
+    for prim in (INDEX, GATHER, TAKE, TAKE_ALONG_AXIS, DYNAMIC_SLICE, DIAGONAL, DIAG_MATRIX):
+        prim.jvp = _zero_for_integers(prim.jvp)

@@ -296,3 +296,10 @@ def test_every_primitive_has_all_rules():
                and not name.startswith("test_")
                for rule in ("vjp", "jvp", "vmap") if getattr(p, rule) is None]
     assert not missing, missing
+
+
+def test_array_constructor_on_a_traced_array_stays_differentiable():
+    g = mx.grad(lambda x: (mx.array(x) * x).sum())(mx.array([1.0, 2.0]))
+    assert g.tolist() == [2.0, 4.0]
+    g = mx.grad(lambda x: mx.array(x, dtype=mx.float32).sum())(mx.array([1.0], mx.float64))
+    assert g.tolist() == [1.0]

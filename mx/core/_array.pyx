@@ -642,9 +642,18 @@ cdef class array:
         cdef array src
         if dtype is not None and not isinstance(dtype, Dtype):
             raise TypeError(f"[array] dtype must be an mx Dtype, got {dtype!r}.")
-        with _using_mx_allocator():
-            src = clone(convert(val, dtype))
+        if isinstance(val, array) and ((<array>val)._prim is not None or (<array>val)._data is None):
+            # an array that is (or stems from) a graph node: the new array refers to it, so
+            # it stays on the graph (differentiable, traced) instead of copying its recipe
+            src = <array>_OPS.reference(val)
+            if dtype is not None and dtype is not src._dtype:
+                src = <array>_OPS.astype(src, dtype)
+        else:
+            with _using_mx_allocator():
+                src = clone(convert(val, dtype))
         self._data = src._data
+        self._in_versions = src._in_versions
+        self._depth = src._depth
         self._prim = src._prim
         self._inputs = src._inputs
         self._params = src._params

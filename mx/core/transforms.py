@@ -312,17 +312,16 @@ def _normalise_argnums(argnums, argnames):
     argnames = list(argnames)
     if argnums is None:
         argnums = [] if argnames else [0]
-        single = not argnames
     elif isinstance(argnums, int):
-        argnums, single = [argnums], True
+        argnums = [argnums]
     else:
-        argnums, single = list(argnums), False
+        argnums = list(argnums)
     for a in argnums:
         if not isinstance(a, int):
             raise TypeError(f"[value_and_grad] argnums must be ints, got {a!r}.")
     if len(set(argnums)) != len(argnums):
         raise ValueError(f"[value_and_grad] Repeated argnums {argnums}.")
-    return argnums, argnames, single
+    return argnums, argnames
 
 
 def _bind_arguments(fun, args, kwargs, argnums, argnames):
@@ -364,7 +363,7 @@ def value_and_grad(fun, argnums=None, argnames=[]):  # noqa: B006 (MLX's signatu
     tuple whose first element is the scalar loss; arguments may be trees of arrays."""
     if not callable(fun):
         raise TypeError("[value_and_grad] fun must be callable.")
-    argnums, argnames, _ = _normalise_argnums(argnums, argnames)
+    argnums, argnames = _normalise_argnums(argnums, argnames)
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
@@ -423,7 +422,7 @@ def value_and_grad(fun, argnums=None, argnames=[]):  # noqa: B006 (MLX's signatu
             with _Tracing():
                 outs = inner(*flat_all)
             loss = outs[0]
-            grads_flat = _backprop([loss], [_ops().ones_like(loss)], flat_all)
+            grads_flat = _backprop([loss], [_ops().ones(loss.shape, loss.dtype)], flat_all)
             value = aux["value"]
         it = iter(grads_flat)
         pos = tuple(rebuilders[k](it) for k in range(len(argnums)))

@@ -533,3 +533,24 @@ def test_setitem_in_a_loop_keeps_no_history():
     for i in range(8):
         a[i] = i
     assert a._history is None and a.tolist() == list(range(8))
+
+
+def test_donation_in_a_chain_evaluated_at_once():
+    x = mx.array(np.ones(1 << 16, np.float32))
+    seen = []
+    from mx.core.primitives import REGISTRY
+    mul = REGISTRY["multiply"]
+    orig = mul.cpu
+
+    def spy(a, b, out=None):
+        seen.append(out is not None)
+        return orig(a, b, out=out) if out is not None else orig(a, b)
+
+    mul.cpu = spy
+    try:
+        y = (x + 1) * 2          # the sum dies inside the product: its buffer is reused
+        mx.eval(y)
+    finally:
+        mul.cpu = orig
+    assert seen == [True]
+    assert float(np.asarray(y)[0]) == 4.0 and float(np.asarray(x)[0]) == 1.0

@@ -33,6 +33,7 @@ from mx.core.printing import *  # noqa: F401,F403
 from mx.core.memory import *  # noqa: F401,F403
 from mx.core.interop import from_dlpack  # noqa: F401
 from mx.core import metal, cuda  # noqa: F401
+from mx.core import distributed  # noqa: F401
 
 newaxis = None
 pi = 3.141592653589793
@@ -73,9 +74,9 @@ del _bind
 def _install_transform_rules():
     from mx.core.ops import (elementwise, reduction, shape, indexing, creation, products,
                              aliases, sorting, conv, einsum)
-    from mx.core import random, linalg, fft, fast, io
+    from mx.core import random, linalg, fft, fast, io, distributed
     for mod in (elementwise, reduction, shape, indexing, creation, products, aliases, sorting,
-                conv, einsum, random, linalg, fft, fast, io):
+                conv, einsum, random, linalg, fft, fast, io, distributed):
         install = getattr(mod, "install_rules", None)
         if install is not None:
             install()

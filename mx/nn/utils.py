@@ -94,40 +94,55 @@ def _chunks(sizes, itemsize, limit):
 
 def average_gradients(gradients: Any, group: Optional[Any] = None,
                       all_reduce_size: int = 32 * 1024**2,
-                      communication_stream: Optional[mx.Stream] = None):
+                      communication_stream: Optional[mx.Stream] = None, *,
+                      communication_type: Optional[mx.Dtype] = None):
     """Average a gradient tree over the processes of a distributed `group` (default: the
     global group). Small arrays are concatenated into all-reduce messages of at least
-    `all_reduce_size` bytes (<= 0: one all-reduce per array). In a single process (or
-    without mx.distributed) the gradients are returned unchanged."""
-    dist = getattr(mx, "distributed", None)
+    `all_reduce_size` bytes (<= 0: one all-reduce per array); arrays of different dtypes
+    travel in separate messages. `communication_type` (e.g. mx.bfloat16) casts the
+    gradients for the communication only, halving the traffic of float32 gradients. In a
+    single process the gradients are returned unchanged."""
+    dist = mx.distributed
     if group is None:
-        if dist is None:
-            return gradients
         group = dist.init()
     n = group.size()
     if n == 1:
         return gradients
 
-    def all_mean(x):
-        return dist.all_sum(x, group=group, stream=communication_stream) / n
+    def wire(x):
+        return x if communication_type is None else x.astype(communication_type)
 
-    if all_reduce_size <= 0:
-        return tree_map(all_mean, gradients)
+    def all_mean(x, like_dtype):
+        total = dist.all_sum(x, group=group, stream=communication_stream)
+        if total.dtype != like_dtype:
+            total = total.astype(like_dtype)
+        return total / n
+
     flat = tree_flatten(gradients)
     if not flat:
         return gradients
-    dtypes = {g.dtype for _, g in flat}
-    if len(dtypes) > 1:
-        # arrays of different dtypes cannot share one message
-        return average_gradients(gradients, group, 0, communication_stream)
-    sizes = [g.size for _, g in flat]
-    averaged = []
-    for chunk in _chunks(sizes, flat[0][1].dtype.size, all_reduce_size):
-        joined = all_mean(mx.concatenate([flat[i][1].reshape(-1) for i in chunk]))
-        offsets, total = [], 0
-        for i in chunk[:-1]:
-            total += sizes[i]
-            offsets.append(total)
-        for i, part in zip(chunk, mx.split(joined, offsets)):
-            averaged.append((flat[i][0], part.reshape(flat[i][1].shape)))
+    if all_reduce_size <= 0:
+        return tree_map(lambda g: all_mean(wire(g), g.dtype), gradients)
+    # one run of messages per wire dtype, in order of first appearance (the same order on
+    # every process, as the collectives require)
+    by_dtype = {}
+    for i, (_, g) in enumerate(flat):
+        by_dtype.setdefault(g.dtype if communication_type is None else communication_type,
+                            []).append(i)
+    averaged = [None] * len(flat)
+    for dtype, members in by_dtype.items():
+        sizes = [flat[i][1].size for i in members]
+        for chunk in _chunks(sizes, dtype.size, all_reduce_size):
+            idx = [members[j] for j in chunk]
+            joined = mx.concatenate([wire(flat[i][1]).reshape(-1) for i in idx])
+            total = dist.all_sum(joined, group=group, stream=communication_stream)
+            offsets, pos = [], 0
+            for i in idx[:-1]:
+                pos += flat[i][1].size
+                offsets.append(pos)
+            for i, part in zip(idx, mx.split(total, offsets) if offsets else [total]):
+                g = flat[i][1]
+                if part.dtype != g.dtype:      # back from the communication dtype
+                    part = part.astype(g.dtype)
+                averaged[i] = (flat[i][0], (part / n).reshape(g.shape))
     return tree_unflatten(averaged)

@@ -249,7 +249,12 @@ cdef _run(list roots):
             if KEEP_GRAPH == 0:
                 for k in range(len(sibs)):
                     detach(<array>sibs[k])
+        # drop the loop's own references, or the next node (often this one's consumer)
+        # would see one reference too many and never take over the buffer
         node = None
+        out = None
+        sib = None
+        sibs = None
 
 
 class _Pending:

@@ -178,3 +178,14 @@ def test_every_product_primitive_has_its_rules():
     missing = [(p.name, rule) for p in prims for rule in ("vjp", "jvp", "vmap")
                if getattr(p, rule) is None]
     assert not missing, missing
+
+
+def test_gradient_of_a_transposed_weight_is_contiguous():
+    # nn.Linear computes x @ W.T: W's gradient should come back C-contiguous (fast
+    # elementwise optimizer updates), and equal to ct.T @ x
+    x = mx.array(np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32))
+    w = mx.array(np.random.default_rng(1).standard_normal((4, 8)).astype(np.float32))
+    g = mx.grad(lambda w_: (x @ w_.T).sum())(w)
+    mx.eval(g)
+    assert np.asarray(g).flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(np.asarray(g), np.ones((5, 4), np.float32).T @ np.asarray(x), rtol=1e-5)

@@ -343,6 +343,11 @@ def _bilinear_jvp(product):
 
 
 # --- matmul, addmm -------------------------------------------------------------------------
+def _is_matrix_transpose(x):
+    prim = x._prim
+    return prim is not None and prim.name == "transpose" and x.ndim == 2
+
+
 def _matmul_grads(a, b, ct):
     """(ct @ b^T, a^T @ ct) summed back to the shapes of a and b (1-D operands are a row
     and a column; broadcast batch axes are summed)."""
@@ -352,8 +357,18 @@ def _matmul_grads(a, b, ct):
     bm = mx.expand_dims(b, -1) if b.ndim == 1 else b
     batch = ct.shape[:ct.ndim - (a.ndim > 1) - (b.ndim > 1)]
     ctm = mx.reshape(ct, batch + (am.shape[-2], bm.shape[-1]))
-    ga = mx.matmul(ctm, mx.swapaxes(bm, -1, -2))
-    gb = mx.matmul(mx.swapaxes(am, -1, -2), ctm)
+    # An operand that is itself a transposed matrix (nn.Linear's x @ W.T) gets its gradient
+    # as the transpose of a product computed in the transposed order: the transpose's own
+    # vjp then hands back a contiguous matrix, on which the optimizer's elementwise work
+    # runs at full speed.
+    if _is_matrix_transpose(bm):
+        gb = mx.swapaxes(mx.matmul(mx.swapaxes(ctm, -1, -2), am), -1, -2)
+    else:
+        gb = mx.matmul(mx.swapaxes(am, -1, -2), ctm)
+    if _is_matrix_transpose(am):
+        ga = mx.swapaxes(mx.matmul(bm, mx.swapaxes(ctm, -1, -2)), -1, -2)
+    else:
+        ga = mx.matmul(ctm, mx.swapaxes(bm, -1, -2))
     return (mx.reshape(unbroadcast(ga, am.shape), a.shape),
             mx.reshape(unbroadcast(gb, bm.shape), b.shape))
 

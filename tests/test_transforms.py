@@ -303,3 +303,22 @@ def test_array_constructor_on_a_traced_array_stays_differentiable():
     assert g.tolist() == [2.0, 4.0]
     g = mx.grad(lambda x: mx.array(x, dtype=mx.float32).sum())(mx.array([1.0], mx.float64))
     assert g.tolist() == [1.0]
+
+
+def test_depends():
+    a, b = mx.array([1.0]), mx.array([2.0])
+    r = mx.depends(a, b)
+    assert isinstance(r, mx.array) and r.tolist() == [1.0]
+    r = mx.depends([a, b], [b])
+    assert isinstance(r, list) and [x.tolist() for x in r] == [[1.0], [2.0]]
+    # the dependency is evaluated with the result
+    dep = mx.exp(mx.array([0.0]))
+    out = mx.depends(a * 2, dep)
+    mx.eval(out)
+    assert dep._data is not None
+    assert mx.grad(lambda x: mx.depends([x * 2], [x * 3])[0].sum())(mx.array(1.0)).item() == 2.0
+    _, (t,) = mx.jvp(lambda x: mx.depends(x * 2, x), [mx.array(1.0)], [mx.array(1.0)])
+    assert t.item() == 2.0
+    assert mx.vmap(lambda x: mx.depends(x * 2, x))(mx.array([1.0, 2.0])).tolist() == [2.0, 4.0]
+    with pytest.raises(TypeError, match=r"\[depends\]"):
+        mx.depends(a, [1])

@@ -718,3 +718,53 @@ def checkpoint(fun):
 
 
 __all__ = ["vjp", "jvp", "grad", "value_and_grad", "vmap", "custom_function", "checkpoint"]
+
+
+# ---------------------------------------------------------------------------------------
+# depends
+# ---------------------------------------------------------------------------------------
+def _depends_kernel(*arrays, n):
+    return tuple(arrays[:n]) if n > 1 else arrays[0]
+
+
+def _depends_vjp(primals, ct, out, n):
+    cts = ct if isinstance(ct, list) else [ct]
+    return list(cts[:n]) + [None] * (len(primals) - n)
+
+
+def _depends_jvp(primals, tangents, out, n):
+    mx = _ops()
+    outs = out if isinstance(out, list) else [out]
+    res = [t if t is not None else mx.zeros(o.shape, o.dtype) for t, o in zip(tangents[:n], outs)]
+    return res if isinstance(out, list) else res[0]
+
+
+def _depends_vmap(inputs, axes, out, n):
+    res = depends(list(inputs[:n]), list(inputs[n:]))
+    return (res, list(axes[:n])) if isinstance(out, list) else (res[0], axes[0])
+
+
+_DEPENDS = declare("depends", cpu=_depends_kernel, vjp=_depends_vjp, jvp=_depends_jvp,
+                   vmap=_depends_vmap, doc="identity on inputs that also waits for dependencies")
+
+
+def depends(inputs, dependencies):
+    """Arrays equal to `inputs` that are evaluated only after `dependencies` (an array or a
+    sequence of arrays each); returns an array or a list like `inputs`."""
+    single = isinstance(inputs, array)
+    ins = [inputs] if single else list(inputs)
+    deps = [dependencies] if isinstance(dependencies, array) else list(dependencies)
+    for x in ins + deps:
+        if not isinstance(x, array):
+            raise TypeError(f"[depends] Expected arrays, got {type(x).__name__}.")
+    if not ins:
+        return []
+    n = len(ins)
+    if n == 1:
+        out = make_node(_DEPENDS, tuple(ins + deps), {"n": 1}, ins[0].shape, ins[0].dtype)
+        return out if single else [out]
+    return list(make_nodes(_DEPENDS, tuple(ins + deps), {"n": n}, [x.shape for x in ins],
+                           [x.dtype for x in ins]))
+
+
+__all__.append("depends")

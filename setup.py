@@ -2,6 +2,9 @@
 
 Metadata lives in pyproject.toml; this file only declares the compiled extensions.
 """
+import os
+import sys
+
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 import numpy
@@ -24,4 +27,16 @@ extensions = [
     Extension("mx.backend.cpu._special", ["mx/backend/cpu/_special.pyx"], libraries=["m"]),
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives))
+
+def shim_extensions():
+    """The GPU shims as cffi API-mode modules (shim/build_shims.py); they dlopen the GPU
+    libraries at run time, so they build on machines without a GPU."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim"))
+    try:
+        import build_shims
+    finally:
+        sys.path.pop(0)
+    return build_shims.extensions()
+
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives) + shim_extensions())

@@ -21,3 +21,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_default_for_unmarked_tests(request):
+    """Tests not marked `gpu` check CPU behaviour (donation, kernel calls): on a machine
+    with a GPU they run with the CPU as the default device."""
+    if "gpu" in request.keywords or not _gpu_available():
+        yield
+        return
+    import mx.core as mx
+    prev = mx.default_device()
+    mx.set_default_device(mx.cpu)
+    try:
+        yield
+    finally:
+        mx.set_default_device(prev)

@@ -233,7 +233,8 @@ def test_cache_dies_with_the_function():
     assert ref() is None
 
 
-def test_constant_folding_and_cse():
+def test_constant_folding_and_cse(monkeypatch):
+    monkeypatch.setenv("MX_DISABLE_FUSION", "1")   # count the unfused steps
     w = mx.array(np.arange(4, dtype=np.float32))
 
     def f(x):

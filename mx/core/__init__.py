@@ -21,6 +21,7 @@ from mx.core.ops.shape import *  # noqa: F401,F403
 from mx.core.ops.indexing import *  # noqa: F401,F403
 from mx.core.ops.creation import *  # noqa: F401,F403
 from mx.core.ops.products import *  # noqa: F401,F403
+from mx.core.ops.products_extra import *  # noqa: F401,F403
 from mx.core.ops.aliases import *  # noqa: F401,F403
 from mx.core.ops.sorting import *  # noqa: F401,F403
 from mx.core.ops.conv import *  # noqa: F401,F403
@@ -47,10 +48,10 @@ def _bind():
     from mx.core import _array, _scheduler, printing
     from mx.core.devices import check_stream
     from mx.core.ops import (elementwise, reduction, shape, indexing, creation, products,
-                             aliases, sorting, conv, einsum)
+                             products_extra, aliases, sorting, conv, einsum)
     ns = _types.SimpleNamespace()
-    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases, sorting,
-                conv, einsum):
+    for mod in (elementwise, reduction, shape, indexing, creation, products, products_extra,
+                aliases, sorting, conv, einsum):
         for name in mod.__all__:
             setattr(ns, name, getattr(mod, name))
     # internals the array's methods call
@@ -73,10 +74,10 @@ del _bind
 
 def _install_transform_rules():
     from mx.core.ops import (elementwise, reduction, shape, indexing, creation, products,
-                             aliases, sorting, conv, einsum)
+                             products_extra, aliases, sorting, conv, einsum)
     from mx.core import random, linalg, fft, fast, io, distributed
-    for mod in (elementwise, reduction, shape, indexing, creation, products, aliases, sorting,
-                conv, einsum, random, linalg, fft, fast, io, distributed):
+    for mod in (elementwise, reduction, shape, indexing, creation, products, products_extra,
+                aliases, sorting, conv, einsum, random, linalg, fft, fast, io, distributed):
         install = getattr(mod, "install_rules", None)
         if install is not None:
             install()

@@ -37,12 +37,23 @@ cdef extern from *:
     } mx_handler;
 
     /* Every block carries a 64-byte header holding its usable size (keeps 64-byte
-       alignment for SIMD loops) and, while cached, the next cached block of its bin. */
+       alignment for SIMD loops), whether a backing allocator made it and, while cached,
+       the next cached block of its bin. */
     #define MX_HDR 64
     #define MX_BINS 64
     #define MX_CACHE_MIN 16384
 
-    typedef struct mx_block { size_t size; struct mx_block *next; } mx_block;
+    typedef struct mx_block { size_t size; struct mx_block *next; int backed; } mx_block;
+
+    /* A GPU backend may back the blocks with its unified memory (CUDA managed memory)
+       so that CPU and GPU kernels share buffers: set_backing_allocator. */
+    static void *(*mx_backing_alloc)(size_t) = NULL;
+    static void (*mx_backing_free)(void *) = NULL;
+
+    static void mx_release(mx_block *blk) {
+        if (blk->backed) mx_backing_free(blk);
+        else free(blk);
+    }
 
     static pthread_mutex_t mx_lock = PTHREAD_MUTEX_INITIALIZER;
     static size_t mx_active = 0, mx_peak = 0, mx_cached = 0;
@@ -75,7 +86,7 @@ cdef extern from *:
                 mx_block *blk = mx_bins[b];
                 mx_bins[b] = blk->next;
                 mx_cached -= blk->size;
-                free(blk);
+                mx_release(blk);
             }
         }
     }
@@ -89,16 +100,24 @@ cdef extern from *:
         mx_active += rounded;
         if (mx_active > mx_peak) mx_peak = mx_active;
         pthread_mutex_unlock(&mx_lock);
+        int backed = mx_backing_alloc != NULL;
         if (raw == NULL) {
-            raw = zero ? calloc(1, rounded + MX_HDR) : malloc(rounded + MX_HDR);
+            if (backed) {
+                raw = mx_backing_alloc(rounded + MX_HDR);
+                if (raw != NULL && zero) memset((char *)raw + MX_HDR, 0, rounded);
+            } else {
+                raw = zero ? calloc(1, rounded + MX_HDR) : malloc(rounded + MX_HDR);
+            }
             if (raw == NULL) {
                 pthread_mutex_lock(&mx_lock); mx_active -= rounded; pthread_mutex_unlock(&mx_lock);
                 return NULL;
             }
-        } else if (zero) {
-            memset((char *)raw + MX_HDR, 0, rounded);
+        } else {
+            backed = ((mx_block *)raw)->backed;
+            if (zero) memset((char *)raw + MX_HDR, 0, rounded);
         }
         ((mx_block *)raw)->size = rounded;
+        ((mx_block *)raw)->backed = backed;
         return (char *)raw + MX_HDR;
     }
 
@@ -112,7 +131,9 @@ cdef extern from *:
         size_t s = blk->size;
         pthread_mutex_lock(&mx_lock);
         mx_active -= s;
-        if (s >= MX_CACHE_MIN && mx_cached + s <= mx_cache_limit) {
+        /* only blocks of the current kind are cached (see mx_set_backing) */
+        if (s >= MX_CACHE_MIN && mx_cached + s <= mx_cache_limit
+                && blk->backed == (mx_backing_alloc != NULL)) {
             int b = mx_bin(s);
             blk->next = mx_bins[b];
             mx_bins[b] = blk;
@@ -121,7 +142,7 @@ cdef extern from *:
             return;
         }
         pthread_mutex_unlock(&mx_lock);
-        free(blk);
+        mx_release(blk);
     }
 
     static void *mx_realloc(void *ctx, void *p, size_t new_size) {
@@ -153,6 +174,21 @@ cdef extern from *:
     }
     static void mx_clear_cache(void) { pthread_mutex_lock(&mx_lock); mx_trim_cache(0); pthread_mutex_unlock(&mx_lock); }
     static void *mx_handler_ptr(void) { return &mx_numpy_handler; }
+    /* Switching allocators empties the cache: a cached block of the other kind must not be
+       handed out (a GPU kernel cannot read malloc memory). Live blocks remember their kind. */
+    static void mx_set_backing(size_t alloc_fn, size_t free_fn) {
+        pthread_mutex_lock(&mx_lock);
+        mx_trim_cache(0);
+        if (alloc_fn && free_fn) {
+            mx_backing_alloc = (void *(*)(size_t))alloc_fn;
+            mx_backing_free = (void (*)(void *))free_fn;
+        } else {
+            /* the free function stays: live backed blocks still need it */
+            mx_backing_alloc = NULL;
+        }
+        pthread_mutex_unlock(&mx_lock);
+    }
+    static int mx_is_backed(void) { return mx_backing_alloc != NULL; }
     """
     size_t mx_get_active()
     size_t mx_get_peak()
@@ -162,6 +198,8 @@ cdef extern from *:
     size_t mx_set_cache_limit(size_t l)
     void mx_clear_cache()
     void *mx_handler_ptr()
+    void mx_set_backing(size_t alloc_fn, size_t free_fn)
+    int mx_is_backed()
 
 _import_array()
 
@@ -221,3 +259,16 @@ def set_cache_limit(size_t limit):
 
 def clear_cache():
     mx_clear_cache()
+
+
+def set_backing_allocator(size_t alloc_fn_ptr, size_t free_fn_ptr):
+    """Back mx's blocks with another allocator: the addresses of C functions
+    `void *alloc(size_t)` and `void free(void *)` (e.g. a GPU shim's unified memory), or
+    (0, 0) for malloc again. The cache is emptied; live blocks are freed by whichever
+    allocator made them."""
+    mx_set_backing(alloc_fn_ptr, free_fn_ptr)
+
+
+def is_backed():
+    """True while a backing allocator is set."""
+    return bool(mx_is_backed())

@@ -151,6 +151,8 @@ cdef class Program:
             p.steps.append(st)
         p.n_slots = n_slots
         p.out_slots = [slot[id(o)] for o in outputs]
+        from mx.backend.cpu.fusion import fuse_program
+        fuse_program(p, inputs)
         p._plan_lifetimes()
         return p
 

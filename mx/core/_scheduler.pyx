@@ -75,8 +75,12 @@ def keep_graph(int delta):
     return KEEP_GRAPH
 cdef object LOCK = threading.RLock()
 
-# Hook for the GPU backend (set by mx/backend when a GPU shim loads).
-cdef object _DISPATCH = None     # backend dispatch: dispatch(node, prim, args) or None
+# Hooks for the GPU backend (set by mx/backend when a GPU shim loads): once set, dispatch
+# sees every node (it picks the device from node._stream, or the default device when that
+# is None) and returns the output or None for the CPU kernel; finish runs after each
+# evaluation (it waits for queued GPU work, so evaluated arrays are readable).
+cdef object _DISPATCH = None     # dispatch(node, prim, args) -> ndarray or None
+cdef object _FINISH = None       # finish() -> None
 
 # How many references a dying input holds while the run loop looks at it: the consumer's
 # input tuple and the loop's own variable. Its NumPy buffer: the array, the args list and
@@ -85,9 +89,11 @@ DEF NODE_REFS = 2
 DEF DATA_REFS = 3
 
 
-def set_dispatch(fn):
-    global _DISPATCH
+def set_dispatch(fn, finish=None):
+    """Install (or with None, remove) the backend's dispatch hook and its finish hook."""
+    global _DISPATCH, _FINISH
     _DISPATCH = fn
+    _FINISH = finish if fn is not None else None
 
 
 def _depth_of(array a):
@@ -174,7 +180,7 @@ cdef object run_node(array node):
     cdef object params = node._params
     cdef object out = None
     cdef object kernel
-    if _DISPATCH is not None and node._stream is not None:
+    if _DISPATCH is not None:
         out = _DISPATCH(node, prim, args)
         if out is not None:
             return out
@@ -227,6 +233,16 @@ def eval_arrays(list roots):
 
 
 cdef _run(list roots):
+    if _FINISH is None:
+        _run_nodes(roots)
+        return
+    try:
+        _run_nodes(roots)
+    finally:
+        _FINISH()
+
+
+cdef _run_nodes(list roots):
     cdef list order = topo_order(roots)
     cdef Py_ssize_t i, k, count = len(order)
     cdef array node, sib

@@ -1,0 +1,124 @@
+"""The GPU backend over the shims of shim/ (CUDA now; Metal's shim plugs in the same way).
+
+`load()` runs when mx.core is imported (from mx.core.cuda): it loads the CUDA shim, and when
+the shim finds a device it registers the GPU with mx.core.devices, backs mx's allocator with
+the shim's unified memory, installs the scheduler's dispatch hook and makes mx.gpu the
+default device (as MLX does). Without a GPU nothing changes and `unavailable_reason()` says
+why. Environment: MX_GPU=0 keeps the backend off; MX_DEFAULT_DEVICE=cpu loads it but keeps
+the CPU as the default device.
+"""
+from __future__ import annotations
+
+import os
+
+_backend = None
+_reason = "not loaded yet"
+_loaded = False
+
+
+def load():
+    """Bring the GPU backend up if this machine has a GPU (idempotent)."""
+    global _backend, _reason, _loaded
+    if _loaded:
+        return _backend
+    _loaded = True
+    if os.environ.get("MX_GPU", "1") == "0":
+        _reason = "disabled by MX_GPU=0"
+        return None
+    from mx.backend.gpu import shim as _shim
+    try:
+        ffi, lib = _shim.load_cuda()
+    except ImportError as e:
+        _reason = f"the CUDA shim is not built ({e})"
+        return None
+    try:
+        s = _shim.Shim(ffi, lib)
+    except _shim.Unavailable as e:
+        _reason = str(e)
+        return None
+    from mx.backend.gpu.backend import Backend
+    b = Backend(s, "cuda")
+    _activate(b)
+    _backend = b
+    _reason = ""
+    return b
+
+
+def _activate(b):
+    from mx.core import _memory, _scheduler, devices
+    from mx.core.primitives import REGISTRY
+    devices.register_backend(devices.DeviceType.gpu, b)
+    for name, handler in handlers().items():
+        prim = REGISTRY.get(name)
+        if prim is not None:
+            prim.gpu = handler
+    _memory.set_backing_allocator(*b.shim.allocator_addresses())
+    _scheduler.set_dispatch(b.dispatch, b.finish)
+    if os.environ.get("MX_DEFAULT_DEVICE", "gpu") != "cpu":
+        devices.set_default_device(devices.gpu)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_forked_child)
+
+
+def _forked_child():
+    """CUDA does not survive fork: a forked child computes on the CPU, in ordinary memory
+    (arrays the parent made in GPU memory are not readable there)."""
+    global _backend, _reason
+    from mx.core import _memory, _scheduler, devices
+    if _backend is None:
+        return
+    _scheduler.set_dispatch(None)
+    _memory.set_backing_allocator(0, 0)
+    _backend.forked = True
+    devices.set_default_device(devices.cpu)
+    _backend = None
+    _reason = "a forked child process (CUDA does not survive fork)"
+
+
+def handlers():
+    """{primitive name: GPU kernel handler} of every GPU-native primitive."""
+    from mx.backend.gpu import elementwise, matmul
+    out = elementwise.handlers()
+    out.update(matmul.handlers())
+    return out
+
+
+def native_primitives():
+    """Names of the primitives with a GPU kernel (whatever this machine has)."""
+    from mx.backend.gpu import kernels
+    return sorted(set(kernels.UNARY) | set(kernels.BINARY) | {"astype", "matmul", "addmm"})
+
+
+def active_backend():
+    """The active GPU backend (a backend.Backend), or None."""
+    return _backend
+
+
+def is_available() -> bool:
+    return _backend is not None
+
+
+def cuda_available() -> bool:
+    return _backend is not None and _backend.kind == "cuda"
+
+
+def unavailable_reason() -> str:
+    """Why there is no GPU backend ('' when there is one)."""
+    return _reason
+
+
+def fallback_counts() -> dict:
+    """{primitive name: times it ran on the CPU although its stream was a GPU stream}."""
+    return dict(_backend.fallbacks) if _backend is not None else {}
+
+
+def reset_counts():
+    if _backend is not None:
+        _backend.fallbacks.clear()
+        _backend.gpu_runs.clear()
+
+
+def synchronize():
+    """Wait for all queued GPU work."""
+    if _backend is not None:
+        _backend.synchronize()

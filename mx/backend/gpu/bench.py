@@ -1,0 +1,140 @@
+"""python -m mx.backend.gpu.bench: the GPU measurements of docs/gpu.md, mx beside PyTorch
+(when installed) in one process on one card.
+
+Every timing is wall-clock over a loop that ends in a synchronization, after warm-up runs
+(so kernels are compiled and managed pages have moved to the GPU); the best of `repeats`
+loops is reported.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def _best(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_mx(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
+    import mx.core as mx
+    out = {}
+    a = mx.random.normal((n_mm, n_mm)).astype(mx.bfloat16)
+    b = mx.random.normal((n_mm, n_mm)).astype(mx.bfloat16)
+    mx.eval(a, b)
+    for _ in range(3):
+        mx.eval(a @ b)
+    t = _best(lambda: mx.eval([a @ b for _ in range(iters)]), repeats)
+    out["matmul_bf16_tflops"] = 2 * n_mm ** 3 * iters / t / 1e12
+
+    def one_by_one():
+        for _ in range(iters):
+            mx.eval(a @ b)
+    t = _best(one_by_one, repeats)
+    out["matmul_bf16_tflops_eval_each"] = 2 * n_mm ** 3 * iters / t / 1e12
+    del a, b
+
+    x = mx.random.uniform(shape=(n_ew,))
+    y = mx.random.uniform(shape=(n_ew,))
+    mx.eval(x, y)
+    for _ in range(3):
+        mx.eval(x + y)
+    t = _best(lambda: mx.eval([x + y for _ in range(iters)]), repeats)
+    out["add_f32_2^26_ms"] = t / iters * 1e3
+    out["add_f32_2^26_TBps"] = 3 * 4 * n_ew * iters / t / 1e12
+    for _ in range(3):
+        mx.eval(mx.exp(x))
+    t = _best(lambda: mx.eval([mx.exp(x) for _ in range(iters)]), repeats)
+    out["exp_f32_2^26_TBps"] = 2 * 4 * n_ew * iters / t / 1e12
+    del x, y
+
+    s = mx.array(np.ones(4, np.float32))
+
+    def chain():
+        z = s
+        for _ in range(1000):
+            z = z + 1.0
+        mx.eval(z)
+    chain()
+    out["chained_add_shape4_us_per_op"] = _best(chain, repeats) / 1000 * 1e6
+    return out
+
+
+def bench_torch(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
+    import torch
+    out = {}
+    dev = "cuda"
+    a = torch.randn(n_mm, n_mm, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(n_mm, n_mm, device=dev, dtype=torch.bfloat16)
+    sync = torch.cuda.synchronize
+
+    def mm_batch():
+        for _ in range(iters):
+            a @ b
+        sync()
+    mm_batch()
+    out["matmul_bf16_tflops"] = 2 * n_mm ** 3 * iters / _best(mm_batch, repeats) / 1e12
+
+    def mm_each():
+        for _ in range(iters):
+            a @ b
+            sync()
+    out["matmul_bf16_tflops_eval_each"] = 2 * n_mm ** 3 * iters / _best(mm_each, repeats) / 1e12
+    del a, b
+    x = torch.rand(n_ew, device=dev)
+    y = torch.rand(n_ew, device=dev)
+
+    def add():
+        for _ in range(iters):
+            x + y
+        sync()
+    add()
+    t = _best(add, repeats)
+    out["add_f32_2^26_ms"] = t / iters * 1e3
+    out["add_f32_2^26_TBps"] = 3 * 4 * n_ew * iters / t / 1e12
+
+    def exp():
+        for _ in range(iters):
+            torch.exp(x)
+        sync()
+    exp()
+    out["exp_f32_2^26_TBps"] = 2 * 4 * n_ew * iters / _best(exp, repeats) / 1e12
+    s = torch.ones(4, device=dev)
+
+    def chain():
+        z = s
+        for _ in range(1000):
+            z = z + 1.0
+        sync()
+    chain()
+    out["chained_add_shape4_us_per_op"] = _best(chain, repeats) / 1000 * 1e6
+    return out
+
+
+def main(argv):
+    import mx.core as mx
+    if not mx.cuda.is_available():
+        from mx.backend import gpu
+        print(f"no GPU: {gpu.unavailable_reason()}")
+        return 1
+    res = {"device": mx.device_info(mx.gpu)["device_name"], "mx": bench_mx()}
+    try:
+        res["torch"] = bench_torch()
+    except ImportError:
+        res["torch"] = None
+    print(json.dumps(res, indent=1))
+    if len(argv) > 1:
+        with open(argv[1], "w") as f:
+            json.dump(res, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

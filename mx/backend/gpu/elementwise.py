@@ -1,0 +1,197 @@
+"""GPU kernels of the elementwise primitives (unary, binary, astype): shaders/unary.metal and
+shaders/binary.metal, picked by layout (contiguous, one scalar operand, strided)."""
+from __future__ import annotations
+
+import struct
+
+import ml_dtypes
+import numpy as np
+
+from mx.backend.gpu import kernels as K
+
+MAX_DIMS = 8
+WORK = 4          # elements a thread in the contiguous kernels (MX_WORK in shaders/utils.metal)
+_I64 = np.int64
+# dtype -> name (np.dtype.name is slow, and every kernel call asks)
+NAMES = {np.dtype(n): n for n in K.CTYPES if n != "bfloat16"}
+NAMES[np.dtype(ml_dtypes.bfloat16)] = "bfloat16"
+_U64 = struct.Struct("<Q")
+
+
+def _element_strides(x, ndim):
+    """x's strides in elements, right-aligned to `ndim` dims, 0 where it broadcasts; None
+    when a stride is not a whole number of elements."""
+    item = x.itemsize
+    out = [0] * ndim
+    off = ndim - x.ndim
+    for i, (n, s) in enumerate(zip(x.shape, x.strides)):
+        if n == 1:
+            continue
+        if s % item:
+            return None
+        out[off + i] = s // item
+    return out
+
+
+def collapse(shape, *strides):
+    """Merge adjacent dimensions that every stride list walks contiguously and drop
+    dimensions of size 1: (shape, [strides...]) with as few dims as possible."""
+    dims = [i for i, n in enumerate(shape) if n != 1]
+    new_shape = []
+    new_strides = [[] for _ in strides]
+    for i in dims:
+        if new_shape:
+            n_prev = new_shape[-1]
+            if all(ns[-1] == st[i] * shape[i] for ns, st in zip(new_strides, strides)):
+                new_shape[-1] = n_prev * shape[i]
+                for ns, st in zip(new_strides, strides):
+                    ns[-1] = st[i]
+                continue
+        new_shape.append(shape[i])
+        for ns, st in zip(new_strides, strides):
+            ns.append(st[i])
+    return new_shape, new_strides
+
+
+def _pack(ndim, *arrays):
+    """A Strided1/Strided2 constant: ndim, then each array padded to MAX_DIMS."""
+    buf = np.zeros(1 + MAX_DIMS * len(arrays), _I64)
+    buf[0] = ndim
+    for k, a in enumerate(arrays):
+        buf[1 + k * MAX_DIMS: 1 + k * MAX_DIMS + len(a)] = a
+    return buf.tobytes()
+
+
+def _size(n):
+    return _U64.pack(n)
+
+
+def _contiguous(x):
+    return x.flags.c_contiguous
+
+
+def run_unary(gpu, kind, name, op, x, out_dtype, shape, stream):
+    """Queue out = op(x) (converted to out_dtype); returns out or None (not handled)."""
+    t = NAMES.get(x.dtype)
+    u = NAMES.get(np.dtype(out_dtype))
+    if t is None or u is None:
+        return None
+    made = gpu.output(shape, out_dtype)
+    if made is None:
+        return None
+    out, obuf, ooff = made
+    n = out.size
+    if n == 0:
+        return out
+    src = gpu.operand(x)
+    if src is None:
+        return None
+    xbuf, xoff, x = src
+    if _contiguous(x) and x.size == n:
+        gpu.launch(kind, name, K.instance("unary_v", t, u, op), n, stream,
+                   [(xbuf, xoff), (obuf, ooff)], [_size(n)], work=WORK)
+    else:
+        st = _element_strides(x, len(shape))
+        if st is None:
+            return None
+        cs, (cst,) = collapse(shape, st)
+        if len(cs) > MAX_DIMS:
+            return None
+        gpu.launch(kind, name, K.instance("unary_g", t, u, op), n, stream,
+                   [(xbuf, xoff), (obuf, ooff)], [_size(n), _pack(len(cs), cs, cst)])
+    gpu.keep(x)
+    return out
+
+
+def unary_handler(name):
+    op, types = K.UNARY[name]
+
+    def handler(gpu, node, args, stream):
+        x = args[0]
+        t = NAMES.get(x.dtype)
+        if t not in types:
+            return None
+        out_dtype = node._dtype.np
+        if NAMES.get(out_dtype) != K.unary_out(name, t):
+            return None
+        return run_unary(gpu, "unary", name, op, x, out_dtype, node._shape, stream)
+
+    handler.__name__ = f"gpu_{name}"
+    return handler
+
+
+def astype_handler(gpu, node, args, stream):
+    x = args[0]
+    t = NAMES.get(x.dtype)
+    u = node._dtype.np
+    if t is None or NAMES.get(u) is None:
+        return None
+    if NAMES[u] == t:
+        return run_unary(gpu, "unary", "copy", "Identity", x, u, node._shape, stream)
+    return run_unary(gpu, "astype", t, "Identity", x, u, node._shape, stream)
+
+
+def binary_handler(name):
+    op, types = K.BINARY[name]
+
+    def handler(gpu, node, args, stream):
+        a, b = args
+        t = NAMES.get(a.dtype)
+        if t not in types or b.dtype != a.dtype:
+            return None
+        out_dtype = node._dtype.np
+        if NAMES.get(out_dtype) != K.binary_out(name, t):
+            return None
+        shape = node._shape
+        made = gpu.output(shape, out_dtype)
+        if made is None:
+            return None
+        out, obuf, ooff = made
+        n = out.size
+        if n == 0:
+            return out
+        sa = gpu.operand(a)
+        sb = gpu.operand(b)
+        if sa is None or sb is None:
+            return None
+        abuf, aoff, a = sa
+        bbuf, boff, b = sb
+        u = NAMES[out.dtype]
+        bufs = [(abuf, aoff), (bbuf, boff), (obuf, ooff)]
+        a_full = a.size == n and _contiguous(a)
+        b_full = b.size == n and _contiguous(b)
+        if a_full and b_full:
+            variant = "binary_vv"
+        elif a.size == 1 and b_full:
+            variant = "binary_sv"
+        elif b.size == 1 and a_full:
+            variant = "binary_vs"
+        else:
+            variant = "binary_g"
+        if variant != "binary_g":
+            gpu.launch("binary", name, K.instance(variant, t, u, op), n, stream, bufs, [_size(n)],
+                       work=WORK)
+        else:
+            ndim = len(shape)
+            sta = _element_strides(a, ndim)
+            stb = _element_strides(b, ndim)
+            if sta is None or stb is None:
+                return None
+            cs, (csa, csb) = collapse(shape, sta, stb)
+            if len(cs) > MAX_DIMS:
+                return None
+            gpu.launch("binary", name, K.instance("binary_g", t, u, op), n, stream, bufs,
+                       [_size(n), _pack(len(cs), cs, csa, csb)])
+        gpu.keep(a, b)
+        return out
+
+    handler.__name__ = f"gpu_{name}"
+    return handler
+
+
+def handlers():
+    """{primitive name: GPU handler} for the elementwise primitives."""
+    out = {name: unary_handler(name) for name in K.UNARY}
+    out.update({name: binary_handler(name) for name in K.BINARY})
+    out["astype"] = astype_handler
+    return out

@@ -21,6 +21,7 @@ cdef extern from *:
     #include <string.h>
     #include <stdint.h>
     #include <pthread.h>
+    #include <sys/mman.h>
 
     typedef struct {
         void *ctx;
@@ -91,6 +92,19 @@ cdef extern from *:
         }
     }
 
+    /* Large blocks ask for transparent huge pages (as NumPy's own allocator does): fewer
+       page faults on first touch and fewer TLB misses in the kernels that stream them. */
+    #define MX_HUGE_MIN (4u << 20)
+    static void mx_advise_huge(void *raw, size_t len) {
+    #ifdef MADV_HUGEPAGE
+        uintptr_t start = ((uintptr_t)raw + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+        uintptr_t end = ((uintptr_t)raw + len) & ~(uintptr_t)((2u << 20) - 1);
+        if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+    #else
+        (void)raw; (void)len;
+    #endif
+    }
+
     static void *mx_alloc(size_t size, int zero) {
         size_t rounded = mx_round(size);
         void *raw = NULL;
@@ -107,6 +121,7 @@ cdef extern from *:
                 if (raw != NULL && zero) memset((char *)raw + MX_HDR, 0, rounded);
             } else {
                 raw = zero ? calloc(1, rounded + MX_HDR) : malloc(rounded + MX_HDR);
+                if (raw != NULL && rounded >= MX_HUGE_MIN) mx_advise_huge(raw, rounded + MX_HDR);
             }
             if (raw == NULL) {
                 pthread_mutex_lock(&mx_lock); mx_active -= rounded; pthread_mutex_unlock(&mx_lock);

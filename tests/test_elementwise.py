@@ -316,3 +316,14 @@ def test_sigmoid_tails_keep_relative_precision():
     x = np.array([-30.0, -15.0, 0.0, 15.0, 30.0], np.float32)
     want = 1 / (1 + np.exp(-x.astype(np.float64)))
     np.testing.assert_allclose(np.asarray(mx.sigmoid(mx.array(x))), want, rtol=1e-6)
+
+
+def test_empty_like_matrix_norm_and_arrayat_names():
+    a = mx.array([[1.0, 2.0], [3.0, 4.0]])
+    e = mx.empty_like(a)
+    assert e.shape == (2, 2) and e.dtype == mx.float32 and e.tolist() == [[0, 0], [0, 0]]
+    assert mx.empty_like(a, mx.int32).dtype == mx.int32
+    assert mx.matrix_norm(a).item() == pytest.approx(np.linalg.norm(np.asarray(a)), rel=1e-6)
+    assert mx.matrix_norm(a, "nuc").item() == pytest.approx(5.83095, rel=1e-5)
+    assert mx.linalg.matrix_norm(a, 1).item() == pytest.approx(6.0)
+    assert isinstance(a.at, mx.ArrayAt)

@@ -36,6 +36,8 @@ from mx.core.interop import from_dlpack  # noqa: F401
 from mx.core import metal, cuda  # noqa: F401
 from mx.core import distributed  # noqa: F401
 
+from mx.core.ops.indexing import ArrayAt  # noqa: F401,E402
+
 newaxis = None
 pi = 3.141592653589793
 e = 2.718281828459045

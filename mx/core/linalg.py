@@ -1263,3 +1263,9 @@ def install_rules():
 __all__ = ["norm", "qr", "svd", "inv", "tri_inv", "pinv", "cholesky", "cholesky_inv", "solve",
            "solve_triangular", "det", "slogdet", "eig", "eigh", "eigvals", "eigvalsh", "lu",
            "lu_factor", "cross", "LinAlgError"]
+
+
+# MLX exposes its general norm under this name too (mx.matrix_norm); ord/axis select the
+# matrix norm exactly as for norm.
+matrix_norm = norm
+__all__ = list(__all__) + ["matrix_norm"]

@@ -48,7 +48,20 @@ def matrix_transpose(a, /, *, stream=None):
     return swapaxes(x, -1, -2, stream=stream)
 
 
-__all__ = ["acos", "acosh", "asin", "asinh", "atan", "atanh", "atan2", "pow",
+def empty_like(a, /, dtype=None, *, stream=None):
+    """An array shaped like `a` (MLX returns zeros, so does mx: memory is never left
+    uninitialised)."""
+    from mx.core.ops.creation import zeros_like
+    return zeros_like(a, dtype, stream=stream)
+
+
+def matrix_norm(a, /, ord=None, axis=None, keepdims=False, *, stream=None):
+    """Matrix or vector norm (mx.linalg.norm under the name MLX also exports)."""
+    from mx.core.linalg import norm
+    return norm(a, ord, axis, keepdims, stream=stream)
+
+
+__all__ = ["empty_like", "matrix_norm", "acos", "acosh", "asin", "asinh", "atan", "atanh", "atan2", "pow",
            "bitwise_left_shift", "bitwise_right_shift", "trunc", "logical_xor", "positive",
            "matrix_transpose"]
 

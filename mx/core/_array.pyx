@@ -517,20 +517,25 @@ cpdef array binary_op(Primitive prim, int rule, object a, object b, object strea
         y = to_array(b, x._dtype)
     if stream is not None:
         _CHECK_STREAM(stream)
-    if x._dtype is y._dtype:
-        pd = x._dtype
-    elif x._weak and not y._weak:
-        pd = y._dtype if x._data is not None and _weak_fits(x, y._dtype) else promote_types(x._dtype, y._dtype)
-    elif y._weak and not x._weak:
-        pd = x._dtype if y._data is not None and _weak_fits(y, x._dtype) else promote_types(x._dtype, y._dtype)
-    else:
-        pd = <Dtype>DTYPES[PROMOTE[x._dtype.index][y._dtype.index]]
+    pd = operand_dtype(x, y)
     comp = binary_compute_dtype(prim, rule, pd)
     out = D_BOOL if (rule == B_COMPARE or rule == B_LOGICAL) else comp
     cdef tuple shape = broadcast2(x._shape, y._shape, prim.name)
     x = cast(x, comp, stream)
     y = cast(y, comp, stream)
     return new_node(prim, (x, y), None, shape, out, stream)
+
+
+cpdef Dtype operand_dtype(array x, array y):
+    """The dtype two operands meet in: MLX's table, except that a weakly typed scalar takes
+    the other operand's dtype when its kind fits (int scalar with a float16 array...)."""
+    if x._dtype is y._dtype:
+        return x._dtype
+    if x._weak and not y._weak and x._data is not None and _weak_fits(x, y._dtype):
+        return y._dtype
+    if y._weak and not x._weak and y._data is not None and _weak_fits(y, x._dtype):
+        return x._dtype
+    return <Dtype>DTYPES[PROMOTE[x._dtype.index][y._dtype.index]]
 
 
 cdef bint _weak_fits(array w, Dtype other):

@@ -10,7 +10,8 @@ import numpy as np
 
 from mx.core import _array
 from mx.core._array import (BINARY_RULES, UNARY_RULES, Dtype, array, binary_op, make_node,
-                            to_array, unary_op, broadcast_shapes_pair, promote_types)
+                            operand_dtype, to_array, unary_op, broadcast_shapes_pair,
+                            promote_types)
 from mx.core.primitives import declare
 from mx.core.ops._util import as_array, check_dtype
 from mx.backend.cpu import _special
@@ -302,20 +303,9 @@ def where(condition, x, y, /, *, stream=None):
     else:
         ya = y
         xa = to_array(x, ya.dtype)
-    if xa._weak and not ya._weak:
-        dt = ya.dtype if _weak_ok(xa, ya.dtype) else promote_types(xa.dtype, ya.dtype)
-    elif ya._weak and not xa._weak:
-        dt = xa.dtype if _weak_ok(ya, xa.dtype) else promote_types(xa.dtype, ya.dtype)
-    else:
-        dt = promote_types(xa.dtype, ya.dtype)
+    dt = operand_dtype(xa, ya)
     shape = broadcast_shapes_pair(broadcast_shapes_pair(c.shape, xa.shape, "where"), ya.shape, "where")
     return make_node(SELECT, (astype(c, bool_), astype(xa, dt), astype(ya, dt)), None, shape, dt, stream)
-
-
-def _weak_ok(w, other):
-    k, o = w.dtype.name, other.name
-    kind = lambda n: 0 if n == "bool" else 1 if "int" in n else 3 if n.startswith(("float", "bfloat")) else 4
-    return kind(k) <= max(kind(o), 1) if kind(k) <= 1 else kind(k) <= kind(o)
 
 
 def clip(a, /, a_min, a_max, *, stream=None):

@@ -475,6 +475,113 @@ def test_addmm_matches_cpu(warm):
                                        rtol=1e-2 if dt == "float16" else 1e-5, atol=1e-2)
 
 
+# shapes and axes of the reduction tests: every single axis, every subset of two, all
+REDUCE_SHAPES = [(), (0,), (1,), (7,), (1, 1), (3, 5), (2, 3, 4), (3, 0, 2), (5, 40), (2, 3, 4, 5)]
+
+
+def _reduce_axes(ndim):
+    out = [None]
+    out += [i for i in range(ndim)]
+    out += [(i, j) for i in range(ndim) for j in range(i + 1, ndim)]
+    if ndim >= 3:
+        out += [(0, ndim - 1, 1), -1]
+    return out
+
+
+def _reduce_input(name, dt, shape, rng):
+    if name == "prod":
+        x = make(dt, shape, rng, 0.5, 1.5)
+        return rng.integers(-3, 4, shape).astype(dt) if dt in ("int32",) else x
+    x = make(dt, shape, rng)
+    if name in ("all", "any"):
+        keep = rng.random(shape) > 0.3          # zeros in places: both outcomes happen
+        x = (x * keep).astype(x.dtype) if dt != "bool" else x & keep
+    return x
+
+
+def assert_reduction_close(got, want, dt, n_red, what):
+    g, w = np.asarray(got), np.asarray(want)
+    assert g.shape == w.shape and g.dtype == w.dtype, (what, g.shape, w.shape, g.dtype, w.dtype)
+    if w.dtype.kind in "biu":
+        np.testing.assert_array_equal(g, w, err_msg=what)
+        return
+    rtol, atol = tolerance(dt if dt in K.FLOATS else "float32")
+    # float32 accumulation in another order: a few ulp of the sum of magnitudes
+    atol = max(atol, 1e-6 * max(n_red, 1))
+    np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol,
+                               equal_nan=True, err_msg=what)
+
+
+@gpu
+@pytest.mark.parametrize("name", sorted(K.REDUCE))
+def test_reductions_match_cpu(warm, name):
+    op, table = K.REDUCE[name]
+    fn = getattr(mx, name)
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    G.reset_counts()
+    for dt in table:
+        for shape in REDUCE_SHAPES:
+            x_np = _reduce_input(name, dt, shape, rng)
+            for axis in _reduce_axes(len(shape)):
+                axes = range(len(shape)) if axis is None else np.atleast_1d(axis)
+                n_red = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+                if name in ("max", "min") and n_red == 0:
+                    continue                        # an error on both devices
+                for keepdims in (False, True):
+                    for label, x in variants(x_np):
+                        g = fn(x, axis=axis, keepdims=keepdims, stream=mx.gpu)
+                        c = fn(x, axis=axis, keepdims=keepdims, stream=mx.cpu)
+                        assert_reduction_close(g, c, dt, n_red,
+                                               f"{name} {dt} {shape} axis={axis} keepdims={keepdims} {label}")
+    assert not G.fallback_counts().get(name), G.fallback_counts()
+    assert G.active_backend().gpu_runs[name] > 0
+
+
+@gpu
+def test_reductions_of_special_values(warm):
+    vals = np.array([1.0, np.nan, -np.inf, 2.0, np.inf, -0.0, 3.0, -1.0], np.float64)
+    for dt in ("float32", "float16", "bfloat16"):
+        x = arr(vals.astype(np_dtype(dt)).reshape(2, 4))
+        for name in ("sum", "prod", "max", "min", "mean", "all", "any"):
+            fn = getattr(mx, name)
+            for axis in (None, 0, 1):
+                assert_reduction_close(fn(x, axis=axis, stream=mx.gpu), fn(x, axis=axis, stream=mx.cpu),
+                                       dt, 8, f"{name} {dt} special axis={axis}")
+    big = arr(np.array([2**31 - 1, 1, 5], np.int32))          # int32 sums wrap on both
+    assert_reduction_close(mx.sum(big, stream=mx.gpu), mx.sum(big, stream=mx.cpu), "int32", 3, "wrap")
+
+
+@gpu
+@pytest.mark.parametrize("shape, axis", [((1 << 20,), None), ((3, 100003), 1), ((100003, 3), 0),
+                                         ((64, 4097), None), ((2, 50000, 3), (0, 1)),
+                                         ((4096, 300), 1), ((300, 4096), 0)])
+def test_large_reductions_use_partials(warm, shape, axis):
+    """Few outputs of many elements: several threadgroups an output and a second pass."""
+    rng = np.random.default_rng(11)
+    x_np = rng.uniform(-1, 1, shape).astype(np.float32)
+    x = arr(x_np)
+    axes = range(len(shape)) if axis is None else np.atleast_1d(axis)
+    n_red = int(np.prod([shape[a] for a in axes]))
+    for name in ("sum", "mean", "max", "min", "all", "any"):
+        fn = getattr(mx, name)
+        assert_reduction_close(fn(x, axis=axis, stream=mx.gpu), fn(x, axis=axis, stream=mx.cpu),
+                               "float32", n_red, f"{name} {shape} axis={axis}")
+    xi = arr(rng.integers(-1000, 1000, shape).astype(np.int32))
+    for name in ("sum", "mean", "max", "min"):
+        fn = getattr(mx, name)
+        assert_reduction_close(fn(xi, axis=axis, stream=mx.gpu), fn(xi, axis=axis, stream=mx.cpu),
+                               "int32", n_red, f"{name} int32 {shape} axis={axis}")
+
+
+@gpu
+def test_reduction_dtypes_without_a_kernel_fall_back(warm):
+    G.reset_counts()
+    x_np = np.arange(12, dtype=np.float64).reshape(3, 4)
+    g = mx.sum(arr(x_np), axis=1, stream=mx.gpu)
+    np.testing.assert_array_equal(np.asarray(g), x_np.sum(axis=1))
+    assert G.fallback_counts().get("sum") == 1
+
+
 @gpu
 def test_chains_streams_and_async(warm):
     x = mx.array(np.arange(1000, dtype=np.float32))
@@ -503,11 +610,12 @@ def test_native_primitives_do_not_fall_back(warm):
     x = mx.array(np.random.default_rng(1).random((8, 8)).astype(np.float32))
     y = mx.tanh(x) * 2 + mx.exp(x) - x @ x.T
     z = (y > 0).astype(mx.float16)
-    mx.eval(z, mx.sum(y))
+    mx.eval(z, mx.sum(y), mx.cumsum(y))
     counts = G.fallback_counts()
     assert not set(counts) & set(G.native_primitives()), counts
-    assert counts.get("sum") == 1
+    assert counts.get("cumsum") == 1
     assert G.active_backend().gpu_runs["matmul"] == 1
+    assert G.active_backend().gpu_runs["sum"] == 1
 
 
 @gpu

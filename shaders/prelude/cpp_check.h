@@ -38,4 +38,6 @@ using std::asinh; using std::acosh; using std::atanh; using std::atan2; using st
 using std::fmod; using std::copysign; using std::fmin; using std::fmax;
 using std::isnan; using std::isinf; using std::isfinite;
 inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }
+enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2 };
+inline void threadgroup_barrier(mem_flags) {}
 }  // namespace metal

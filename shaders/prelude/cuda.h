@@ -23,6 +23,8 @@ typedef unsigned long long uint64_t;
 #define device
 #define thread
 #define constant
+// threadgroup memory is CUDA's shared memory (per block)
+#define threadgroup __shared__
 
 #define INFINITY __int_as_float(0x7f800000)
 #define NAN __int_as_float(0x7fffffff)
@@ -102,4 +104,6 @@ __device__ inline bool isinf(float x) { return ::fabsf(x) == INFINITY; }
 __device__ inline bool isinf(double x) { return ::fabs(x) == (double)INFINITY; }
 __device__ inline bool isfinite(float x) { return ::fabsf(x) < INFINITY; }
 __device__ inline bool isfinite(double x) { return ::fabs(x) < (double)INFINITY; }
+enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2 };
+__device__ inline void threadgroup_barrier(mem_flags) { __syncthreads(); }
 }  // namespace metal

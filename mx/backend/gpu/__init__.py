@@ -77,16 +77,18 @@ def _forked_child():
 
 def handlers():
     """{primitive name: GPU kernel handler} of every GPU-native primitive."""
-    from mx.backend.gpu import elementwise, matmul
+    from mx.backend.gpu import elementwise, matmul, reduce
     out = elementwise.handlers()
     out.update(matmul.handlers())
+    out.update(reduce.handlers())
     return out
 
 
 def native_primitives():
     """Names of the primitives with a GPU kernel (whatever this machine has)."""
     from mx.backend.gpu import kernels
-    return sorted(set(kernels.UNARY) | set(kernels.BINARY) | {"astype", "matmul", "addmm"})
+    return sorted(set(kernels.UNARY) | set(kernels.BINARY) | set(kernels.REDUCE)
+                  | {"astype", "matmul", "addmm"})
 
 
 def active_backend():

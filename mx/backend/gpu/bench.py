@@ -53,6 +53,13 @@ def bench_mx(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
         mx.eval(mx.exp(x))
     t = _best(lambda: mx.eval([mx.exp(x) for _ in range(iters)]), repeats)
     out["exp_f32_2^26_TBps"] = 2 * 4 * n_ew * iters / t / 1e12
+    for _ in range(3):
+        mx.eval(mx.sum(x))
+    t = _best(lambda: mx.eval([mx.sum(x) for _ in range(iters)]), repeats)
+    out["sum_f32_2^26_ms"] = t / iters * 1e3
+    out["sum_f32_2^26_TBps"] = 4 * n_ew * iters / t / 1e12
+    want = float(np.asarray(x).astype(np.float64).sum())
+    out["sum_f32_2^26_rel_err"] = abs(float(mx.sum(x).item()) - want) / want
     del x, y
 
     s = mx.array(np.ones(4, np.float32))
@@ -106,6 +113,15 @@ def bench_torch(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
         sync()
     exp()
     out["exp_f32_2^26_TBps"] = 2 * 4 * n_ew * iters / _best(exp, repeats) / 1e12
+
+    def reduce_sum():
+        for _ in range(iters):
+            x.sum()
+        sync()
+    reduce_sum()
+    t = _best(reduce_sum, repeats)
+    out["sum_f32_2^26_ms"] = t / iters * 1e3
+    out["sum_f32_2^26_TBps"] = 4 * n_ew * iters / t / 1e12
     s = torch.ones(4, device=dev)
 
     def chain():
@@ -130,6 +146,16 @@ def main(argv):
     except ImportError:
         res["torch"] = None
     print(json.dumps(res, indent=1))
+    # the same side by side, one line a measurement (mx / PyTorch for rates, PyTorch / mx
+    # for times)
+    torch_res = res["torch"] or {}
+    for key, v in res["mx"].items():
+        w = torch_res.get(key)
+        if w is None:
+            print(f"{key:32s} mx {v:.4g}")
+            continue
+        ratio = v / w if ("TBps" in key or "tflops" in key) else w / v
+        print(f"{key:32s} mx {v:.4g}  torch {w:.4g}  ({100 * ratio:.1f}%)")
     if len(argv) > 1:
         with open(argv[1], "w") as f:
             json.dump(res, f, indent=1)

@@ -72,6 +72,22 @@ BINARY = {
 BINARY_BOOL_OUT = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
                    "logical_and", "logical_or"}
 
+# reductions (shaders/reduce.metal): primitive -> (accumulating op, {input dtype:
+# (accumulator dtype, output dtype)}); mean is Sum divided by the count
+_SUMS = {"float32": ("float32", "float32"), "float16": ("float32", "float16"),
+         "bfloat16": ("float32", "bfloat16"), "int32": ("int32", "int32"),
+         "bool": ("int32", "int32")}
+_EXTREMA = {"float32": ("float32", "float32"), "float16": ("float32", "float16"),
+            "bfloat16": ("float32", "bfloat16"), "int32": ("int32", "int32")}
+_TRUTH = {t: ("bool", "bool") for t in ("bool", "int32", "float16", "bfloat16", "float32")}
+REDUCE = {
+    "sum": ("Sum", _SUMS), "prod": ("Prod", _SUMS),
+    "max": ("Max", _EXTREMA), "min": ("Min", _EXTREMA),
+    "mean": ("Sum", {"float32": ("float32", "float32"), "float16": ("float32", "float16"),
+                     "bfloat16": ("float32", "bfloat16"), "int32": ("int64", "float32")}),
+    "all": ("And", _TRUTH), "any": ("Or", _TRUTH),
+}
+
 UNARY_VARIANTS = ("unary_v", "unary_g")
 BINARY_VARIANTS = ("binary_vv", "binary_sv", "binary_vs", "binary_g")
 
@@ -79,6 +95,26 @@ BINARY_VARIANTS = ("binary_vv", "binary_sv", "binary_vs", "binary_g")
 def instance(kernel: str, t: str, u: str, op: str) -> str:
     """The name expression of one kernel instance, e.g. ``unary_v<float, bool, IsNan>``."""
     return f"{kernel}<{CTYPES[t]}, {CTYPES[u]}, {op}>"
+
+
+def reduce_instance(t: str, a: str, u: str, op: str) -> str:
+    """e.g. ``reduce_g<half, float, half, Sum<float> >``."""
+    return f"reduce_g<{CTYPES[t]}, {CTYPES[a]}, {CTYPES[u]}, {op}<{CTYPES[a]}> >"
+
+
+def reduce_instances(name, types=REAL):
+    """A reduction's instances: one pass (T -> U), partials (T -> A), partials combined
+    (A -> U)."""
+    op, table = REDUCE[name]
+    out = []
+    for t, (a, u) in table.items():
+        if t not in types:
+            continue
+        for inst in (reduce_instance(t, a, u, op), reduce_instance(t, a, a, op),
+                     reduce_instance(a, a, u, op)):
+            if inst not in out:
+                out.append(inst)
+    return out
 
 
 def unary_out(name, t):
@@ -105,6 +141,10 @@ def groups(types=REAL):
     for t in types:
         insts = [instance(k, t, u, "Identity") for u in types if u != t for k in UNARY_VARIANTS]
         out[("astype", t)] = ("unary.metal", insts)
+    for name in REDUCE:
+        insts = reduce_instances(name, types)
+        if insts:
+            out[("reduce", name)] = ("reduce.metal", insts)
     return out
 
 
@@ -141,7 +181,8 @@ class KernelCache:
 
     def compile_group(self, kind, name):
         fname, insts = _GROUPS[(kind, name)]
-        if insts[0] in self._kernels:
+        # (groups may share instances, e.g. sum and mean: check them all)
+        if all(inst in self._kernels for inst in insts):
             return
         lib = self.shim.library(self.source(fname), insts)
         kernels = {inst: self.shim.kernel(lib, inst) for inst in insts}

@@ -1,0 +1,118 @@
+"""GPU kernels of the reductions sum, prod, max, min, mean, all and any over any set of axes
+(shaders/reduce.metal).
+
+The input's dimensions split into kept ones (the output's, in order) and reduced ones; each
+side is collapsed separately (size-1 dims dropped, contiguous runs merged), so any strides
+work, up to 8 dims a side. One threadgroup reduces one output; when there are few outputs
+and many elements each, several threadgroups share an output and a second dispatch combines
+their partials (so a full reduction of a large array fills the GPU).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mx.backend.gpu import backend as B
+from mx.backend.gpu import kernels as K
+from mx.backend.gpu.elementwise import MAX_DIMS, NAMES, _element_strides, collapse
+
+TG = B.THREADGROUP          # MX_REDUCE_THREADS in shaders/reduce.metal
+# a second pass pays off above this many elements an output
+SPLIT_ABOVE = TG * 16
+# enough threadgroups in the first pass to fill a large GPU
+TARGET_GROUPS = 2048
+_NP = {"float32": np.dtype(np.float32), "int32": np.dtype(np.int32),
+       "int64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
+# what a reduction over no elements gives
+EMPTY = {"sum": 0, "prod": 1, "mean": np.nan, "all": True, "any": False}
+
+
+def _layout(kshape, kstrides, rshape, rstrides, n_out, n_red, parts, div):
+    """The ReduceLayout constant of shaders/reduce.metal."""
+    buf = np.zeros(2 + 4 * MAX_DIMS + 4, np.int64)
+    buf[0] = len(kshape)
+    buf[1:1 + len(kshape)] = kshape
+    buf[1 + MAX_DIMS:1 + MAX_DIMS + len(kstrides)] = kstrides
+    r0 = 1 + 2 * MAX_DIMS
+    buf[r0] = len(rshape)
+    buf[r0 + 1:r0 + 1 + len(rshape)] = rshape
+    buf[r0 + 1 + MAX_DIMS:r0 + 1 + MAX_DIMS + len(rstrides)] = rstrides
+    buf[-4:] = (n_out, n_red, parts, div)
+    return buf.tobytes()
+
+
+def _parts(n_out, n_red):
+    """How many threadgroups share one output."""
+    if n_red <= SPLIT_ABOVE or n_out >= TARGET_GROUPS // 2:
+        return 1
+    return int(min(-(-n_red // SPLIT_ABOVE), max(1, TARGET_GROUPS // n_out)))
+
+
+def run_reduce(gpu, name, x, axes, out_dtype, shape, stream):
+    """Queue the reduction `name` of x over `axes` into a new array of `shape` and
+    out_dtype; returns it, or None when this layout or dtype is not handled."""
+    op, table = K.REDUCE[name]
+    t = NAMES.get(x.dtype)
+    if t not in table:
+        return None
+    a, u = table[t]
+    if NAMES.get(np.dtype(out_dtype)) != u:
+        return None
+    src = gpu.operand(x)        # (a staged copy has its own strides: take them after)
+    if src is None:
+        return None
+    xbuf, xoff, x = src
+    st = _element_strides(x, x.ndim)
+    if st is None:
+        return None
+    kept = [i for i in range(x.ndim) if i not in axes]
+    ks, (kst,) = collapse([x.shape[i] for i in kept], [st[i] for i in kept])
+    rs, (rst,) = collapse([x.shape[i] for i in axes], [st[i] for i in axes])
+    if len(ks) > MAX_DIMS or len(rs) > MAX_DIMS:
+        return None
+    if not rs:
+        rs, rst = [1], [0]
+    made = gpu.output(shape, out_dtype)
+    if made is None:
+        return None
+    out, obuf, ooff = made
+    n_out = out.size
+    n_red = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
+    if n_out == 0:
+        return out
+    if n_red == 0:              # a fresh buffer no kernel touches
+        out.fill(EMPTY[name])
+        return out
+    div = n_red if name == "mean" else 0
+    parts = _parts(n_out, n_red)
+    if parts == 1:
+        gpu.launch("reduce", name, K.reduce_instance(t, a, u, op), n_out * TG, stream,
+                   [(xbuf, xoff), (obuf, ooff)],
+                   [_layout(ks, kst, rs, rst, n_out, n_red, 1, div)])
+        gpu.keep(x)
+        return out
+    made = gpu.output((n_out * parts,), _NP[a])
+    if made is None:
+        return None
+    tmp, tbuf, toff = made
+    gpu.launch("reduce", name, K.reduce_instance(t, a, a, op), n_out * parts * TG, stream,
+               [(xbuf, xoff), (tbuf, toff)],
+               [_layout(ks, kst, rs, rst, n_out, n_red, parts, 0)])
+    gpu.launch("reduce", name, K.reduce_instance(a, a, u, op), n_out * TG, stream,
+               [(tbuf, toff), (obuf, ooff)],
+               [_layout([n_out], [parts], [parts], [1], n_out, parts, 1, div)])
+    gpu.keep(x, tmp)
+    return out
+
+
+def reduce_handler(name):
+    def handler(gpu, node, args, stream):
+        return run_reduce(gpu, name, args[0], node._params["axes"], node._dtype.np,
+                          node._shape, stream)
+
+    handler.__name__ = f"gpu_{name}"
+    return handler
+
+
+def handlers():
+    """{primitive name: GPU handler} for the reductions."""
+    return {name: reduce_handler(name) for name in K.REDUCE}

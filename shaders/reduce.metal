@@ -1,0 +1,119 @@
+// reduce.metal: out[o] = Op-reduction of the input elements that map to output o, over any
+// set of axes. Instances: reduce_g<T, A, U, Op<A> > (input T, accumulated in A, written as U).
+// One threadgroup of MX_REDUCE_THREADS threads reduces `n_red / parts` elements of one output;
+// with parts > 1 it writes a partial (U = A) and a second dispatch (T = A, parts = 1)
+// combines the partials of each output.
+#include <metal_stdlib>
+#include "utils.metal"
+using namespace metal;
+
+// must equal the backend's threadgroup size (mx/backend/gpu/backend.py THREADGROUP)
+#define MX_REDUCE_THREADS 256
+
+struct ReduceLayout {
+  int64_t kdim;                      // kept (output) dims, collapsed
+  int64_t kshape[MX_MAX_DIMS];
+  int64_t kstrides[MX_MAX_DIMS];     // element strides of the input along kept dims
+  int64_t rdim;                      // reduced dims, collapsed (at least 1)
+  int64_t rshape[MX_MAX_DIMS];
+  int64_t rstrides[MX_MAX_DIMS];
+  int64_t n_out;                     // outputs
+  int64_t n_red;                     // elements reduced into each output
+  int64_t parts;                     // threadgroups sharing one output
+  int64_t div;                       // mean: divide the result by this; 0: no division
+};
+
+template <typename A> struct Limits {};
+template <> struct Limits<float> {
+  static float lowest() { return -INFINITY; }
+  static float highest() { return INFINITY; }
+};
+template <> struct Limits<int32_t> {
+  static int32_t lowest() { return int32_t(-2147483647 - 1); }
+  static int32_t highest() { return int32_t(2147483647); }
+};
+
+template <typename A> struct Sum {
+  static A init() { return A(0); }
+  static A combine(A a, A b) { return A(a + b); }
+};
+template <typename A> struct Prod {
+  static A init() { return A(1); }
+  static A combine(A a, A b) { return A(a * b); }
+};
+// NaN wins, as in NumPy's maximum/minimum (`a != a` is false for integers)
+template <typename A> struct Max {
+  static A init() { return Limits<A>::lowest(); }
+  static A combine(A a, A b) { return (a > b || a != a) ? a : b; }
+};
+template <typename A> struct Min {
+  static A init() { return Limits<A>::highest(); }
+  static A combine(A a, A b) { return (a < b || a != a) ? a : b; }
+};
+template <typename A> struct And {
+  static A init() { return true; }
+  static A combine(A a, A b) { return a && b; }
+};
+template <typename A> struct Or {
+  static A init() { return false; }
+  static A combine(A a, A b) { return a || b; }
+};
+
+template <typename U, typename A> U mx_reduce_finish(A acc, int64_t div) {
+  if (div == 0) return CastTo<U>::run(acc);
+  return CastTo<U>::run(float(acc) / float(div));
+}
+
+template <typename T, typename A, typename U, typename Op>
+[[kernel]] void reduce_g(
+    device const T* in [[buffer(0)]],
+    device U* out [[buffer(1)]],
+    constant const ReduceLayout& lay [[buffer(2)]],
+    uint2 index [[thread_position_in_grid]],
+    uint2 grid [[threads_per_grid]]) {
+  threadgroup A shared[MX_REDUCE_THREADS];
+  size_t i = mx_linear_index(index, grid);
+  size_t group = i / MX_REDUCE_THREADS;
+  uint lid = uint(i % MX_REDUCE_THREADS);
+  size_t parts = size_t(lay.parts);
+  // whole threadgroups only, so the barriers below are reached by all or none of a group
+  if (group >= size_t(lay.n_out) * parts) return;
+  size_t o = group / parts;
+  size_t p = group % parts;
+  int64_t base = 0;
+  size_t rest = o;
+  for (int d = int(lay.kdim) - 1; d >= 0; --d) {
+    size_t n = size_t(lay.kshape[d]);
+    base += int64_t(rest % n) * lay.kstrides[d];
+    rest /= n;
+  }
+  size_t n_red = size_t(lay.n_red);
+  size_t chunk = (n_red + parts - 1) / parts;
+  size_t start = p * chunk;
+  size_t end = start + chunk < n_red ? start + chunk : n_red;
+  A acc = Op::init();
+  if (lay.rdim == 1) {
+    int64_t st = lay.rstrides[0];
+    for (size_t r = start + lid; r < end; r += MX_REDUCE_THREADS) {
+      acc = Op::combine(acc, CastTo<A>::run(in[base + int64_t(r) * st]));
+    }
+  } else {
+    for (size_t r = start + lid; r < end; r += MX_REDUCE_THREADS) {
+      int64_t loc = base;
+      size_t q = r;
+      for (int d = int(lay.rdim) - 1; d >= 0; --d) {
+        size_t n = size_t(lay.rshape[d]);
+        loc += int64_t(q % n) * lay.rstrides[d];
+        q /= n;
+      }
+      acc = Op::combine(acc, CastTo<A>::run(in[loc]));
+    }
+  }
+  shared[lid] = acc;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint s = MX_REDUCE_THREADS / 2; s > 0; s >>= 1) {
+    if (lid < s) shared[lid] = Op::combine(shared[lid], shared[lid + s]);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+  if (lid == 0) out[group] = mx_reduce_finish<U, A>(shared[0], lay.div);
+}

@@ -322,3 +322,11 @@ def test_depends():
     assert mx.vmap(lambda x: mx.depends(x * 2, x))(mx.array([1.0, 2.0])).tolist() == [2.0, 4.0]
     with pytest.raises(TypeError, match=r"\[depends\]"):
         mx.depends(a, [1])
+
+
+def test_vmap_goes_through_stop_gradient_and_what_follows():
+    x = mx.array([[1.0, 2.0], [3.0, 4.0]])
+    out = mx.vmap(lambda v: mx.stop_gradient(v) * 2 + 1)(x)
+    assert out.tolist() == [[3.0, 5.0], [7.0, 9.0]]
+    g = mx.grad(lambda v: (mx.stop_gradient(v) * v).sum())(mx.array([1.0, 2.0]))
+    assert g.tolist() == [1.0, 2.0]

@@ -779,9 +779,6 @@ cdef class array:
         Py_XDECREF(<PyObject*>buffer.obj)
         buffer[0] = view
 
-    def __releasebuffer__(self, Py_buffer *buffer):
-        pass
-
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         data = self._np()
         if max_version is None:

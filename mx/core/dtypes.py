@@ -176,7 +176,7 @@ def result_type(*arrays_and_dtypes) -> Dtype:
             out = (bool_ if isinstance(s, bool) else int32 if isinstance(s, int)
                    else float32 if isinstance(s, float) else complex64)
         elif isinstance(s, bool):
-            pass
+            continue        # a Python bool never changes an array's dtype
         elif isinstance(s, int):
             out = int32 if out is bool_ else out
         elif isinstance(s, float):

@@ -106,12 +106,14 @@ def _graph_order(outputs, stop):
     return graph_order(list(outputs), stop)
 
 
-def _depends(order, leaf_ids):
+def _depends(order, leaf_ids, through_stop_gradient=False):
+    """Ids of the nodes in `order` that depend on the leaves. Differentiation stops at
+    stop_gradient; batching (vmap) goes through it."""
     dep = set(leaf_ids)
     for node in order:
         if id(node) in dep or node._prim is None:
             continue
-        if node._prim.name == "stop_gradient":
+        if node._prim.name == "stop_gradient" and not through_stop_gradient:
             continue
         if any(id(i) in dep for i in inputs_of(node)):
             dep.add(id(node))
@@ -507,12 +509,7 @@ def _vmap_graph(outputs, placeholders):
     placeholder to (batched array, axis). Returns {id(output): (array, axis or None)}."""
     values = dict(placeholders)
     order = _graph_order(outputs, set(placeholders))
-    dep = _depends(order, set(placeholders))
-    # stop_gradient does not stop batching
-    for node in order:
-        if node._prim is not None and node._prim.name == "stop_gradient" and \
-                any(id(i) in dep for i in inputs_of(node)):
-            dep.add(id(node))
+    dep = _depends(order, set(placeholders), through_stop_gradient=True)
     done = set()
     for node in order:
         key = id(node)

@@ -25,12 +25,16 @@ extensions = [
     Extension("mx.core._memory", ["mx/core/_memory.pyx"], include_dirs=[numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
     Extension("mx.backend.cpu._special", ["mx/backend/cpu/_special.pyx"], libraries=["m"]),
+    Extension("mx.backend.gpu._launch", ["mx/backend/gpu/_launch.pyx"],
+              include_dirs=[numpy.get_include()],
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
 ]
 
 
 def shim_extensions():
-    """The GPU shims as cffi API-mode modules (shim/build_shims.py); they dlopen the GPU
-    libraries at run time, so they build on machines without a GPU."""
+    """The GPU shims as cffi API-mode modules (shim/build_shims.py): on Linux the CUDA shim,
+    which dlopens the GPU libraries at run time and so builds on machines without a GPU; on
+    macOS the Metal shim, linked against Apple's Metal frameworks."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim"))
     try:
         import build_shims

@@ -94,9 +94,20 @@ template <typename T, typename A, typename U, typename Op>
   A acc = Op::init();
   if (lay.rdim == 1) {
     int64_t st = lay.rstrides[0];
-    for (size_t r = start + lid; r < end; r += MX_REDUCE_THREADS) {
+    size_t r = start + lid;
+    // four independent loads in flight a thread (and four accumulators): a long contiguous
+    // reduction is bound by memory latency otherwise
+    A acc1 = Op::init(), acc2 = Op::init(), acc3 = Op::init();
+    for (; r + 3 * MX_REDUCE_THREADS < end; r += 4 * MX_REDUCE_THREADS) {
+      acc = Op::combine(acc, CastTo<A>::run(in[base + int64_t(r) * st]));
+      acc1 = Op::combine(acc1, CastTo<A>::run(in[base + int64_t(r + MX_REDUCE_THREADS) * st]));
+      acc2 = Op::combine(acc2, CastTo<A>::run(in[base + int64_t(r + 2 * MX_REDUCE_THREADS) * st]));
+      acc3 = Op::combine(acc3, CastTo<A>::run(in[base + int64_t(r + 3 * MX_REDUCE_THREADS) * st]));
+    }
+    for (; r < end; r += MX_REDUCE_THREADS) {
       acc = Op::combine(acc, CastTo<A>::run(in[base + int64_t(r) * st]));
     }
+    acc = Op::combine(Op::combine(acc, acc1), Op::combine(acc2, acc3));
   } else {
     for (size_t r = start + lid; r < end; r += MX_REDUCE_THREADS) {
       int64_t loc = base;

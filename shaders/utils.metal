@@ -228,6 +228,14 @@ template <typename T> T mx_shift_right(T a, T b) {
   return T(a >> b);
 }
 
+// A pointer to threadgroup memory: MSL spells its address space; in CUDA a pointer to
+// shared memory is a plain pointer (__shared__ qualifies only declarations).
+#if defined(__CUDACC_RTC__) || defined(__CUDACC__)
+#define MX_THREADGROUP_PTR
+#else
+#define MX_THREADGROUP_PTR threadgroup
+#endif
+
 // Contiguous kernels give each thread MX_WORK elements, `threads` apart (so that every
 // load and store of a warp is coalesced): launch ceil(size / MX_WORK) threads.
 #define MX_WORK 4
@@ -252,3 +260,23 @@ struct Strided2 {
   int64_t a_strides[MX_MAX_DIMS];
   int64_t b_strides[MX_MAX_DIMS];
 };
+
+struct Strided3 {
+  int64_t ndim;
+  int64_t shape[MX_MAX_DIMS];
+  int64_t a_strides[MX_MAX_DIMS];
+  int64_t b_strides[MX_MAX_DIMS];
+  int64_t c_strides[MX_MAX_DIMS];
+};
+
+// Set when a kernel meets an index out of range (the backend raises IndexError after the
+// wait); the kernel then reads or writes element 0 instead, so nothing outside the buffer
+// is touched.
+inline int64_t mx_checked_index(int64_t v, int64_t n, device int32_t* err) {
+  if (v < 0) v += n;
+  if (v < 0 || v >= n) {
+    err[0] = 1;
+    return 0;
+  }
+  return v;
+}

@@ -2,8 +2,9 @@
 
 The ABI is read from mx_shim.h itself (the part between its MX-CDEF markers), so the header
 is the single statement of it. Each shim becomes an API-mode extension module of the
-mx.backend.gpu package: `_cuda_shim` everywhere (it dlopens CUDA at run time), `_metal_shim`
-on macOS once its Objective-C source exists.
+mx.backend.gpu package: `_cuda_shim` on Linux (it dlopens CUDA at run time, so it builds
+without CUDA), `_metal_shim` on macOS (Objective-C with ARC, linked against Apple's Metal,
+MetalPerformanceShaders and Foundation frameworks).
 """
 from __future__ import annotations
 
@@ -47,13 +48,36 @@ def cuda_ffi() -> FFI:
     return ffi
 
 
-def extensions(tmpdir: str = "build/cffi") -> list:
-    """The shim extension modules to build on this platform."""
+METAL_FRAMEWORKS = ("Metal", "MetalPerformanceShaders", "Foundation")
+
+
+def metal_ffi() -> FFI:
+    """The Metal shim (macOS only: it links Apple's frameworks)."""
+    ffi = FFI()
+    ffi.cdef(cdef_text())
+    ffi.set_source(
+        "mx.backend.gpu._metal_shim",
+        '#include "mx_shim.h"',
+        sources=[_rel("metal/mx_metal.m")],
+        include_dirs=[_rel(".")],
+        # (-fobjc-arc also reaches cffi's generated C wrapper, where clang ignores it)
+        extra_compile_args=["-O2", "-fobjc-arc"],
+        extra_link_args=[arg for fw in METAL_FRAMEWORKS for arg in ("-framework", fw)],
+    )
+    return ffi
+
+
+def extensions(tmpdir: str = "build/cffi", platform: str | None = None) -> list:
+    """The shim extension modules to build on `platform` (default: this one)."""
+    platform = sys.platform if platform is None else platform
     exts = []
-    if sys.platform.startswith("linux"):
+    if platform.startswith("linux"):
         exts.append(cuda_ffi().distutils_extension(tmpdir=tmpdir))
+    elif platform == "darwin":
+        exts.append(metal_ffi().distutils_extension(tmpdir=tmpdir))
     return exts
 
 
 if __name__ == "__main__":
-    cuda_ffi().compile(tmpdir=os.path.join(os.path.dirname(HERE), "build", "cffi"), verbose=True)
+    build = cuda_ffi if sys.platform.startswith("linux") else metal_ffi
+    build().compile(tmpdir=os.path.join(os.path.dirname(HERE), "build", "cffi"), verbose=True)

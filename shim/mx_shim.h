@@ -32,6 +32,7 @@ extern "C" {
 #define MX_UNAVAILABLE -2
 #define MX_OUT_OF_MEMORY -3
 #define MX_INVALID -4
+#define MX_NOT_UNIFIED -5
 
 /* element types of mx_gemm */
 #define MX_GEMM_F32 0
@@ -128,6 +129,9 @@ int mx_library_was_cached(mx_library *lib);         /* 1: came from the disk cac
 mx_stream *mx_stream_new(mx_device *dev);
 int mx_stream_synchronize(mx_stream *s);
 void mx_stream_free(mx_stream *s);
+/* The native queue under an mx stream (a CUstream, an id<MTLCommandQueue>), for libraries that
+   queue their own work on it (NCCL). */
+void *mx_stream_native(mx_stream *s);
 mx_event *mx_event_new(mx_device *dev, int timing);
 int mx_event_record(mx_event *e, mx_stream *s);
 int mx_stream_wait_event(mx_stream *s, mx_event *e);
@@ -141,6 +145,15 @@ void mx_event_free(mx_event *e);
 int mx_dispatch(mx_kernel *kernel, mx_stream *s, const uint64_t *grid,
                 const uint32_t *threadgroup, const mx_arg *args, int n_args,
                 uint32_t shared_bytes);
+
+/* dispatch, the short way (the hot path of small ops): `threads` threads in threadgroups
+   of `threadgroup` (a grid over 2^30 threads gets a second dimension of 2^30-thread rows),
+   the arguments being first n_addrs host addresses of unified memory (each checked: an
+   address outside the shim's buffers fails with MX_NOT_UNIFIED and nothing is queued),
+   then n_consts constants packed back to back in `consts` (sizes in const_sizes). */
+int mx_launch(mx_kernel *kernel, mx_stream *s, uint64_t threads, uint32_t threadgroup,
+              const uint64_t *addrs, int n_addrs, const void *consts,
+              const uint32_t *const_sizes, int n_consts);
 
 /* BLAS */
 int mx_gemm(mx_stream *s, const mx_gemm_desc *desc);

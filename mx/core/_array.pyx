@@ -780,13 +780,12 @@ cdef class array:
         buffer[0] = view
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
-        data = self._np()
-        if max_version is None:
-            return data.__dlpack__(stream=stream)
-        return data.__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+        from mx.core import interop
+        return interop.to_dlpack(self._np(), stream, max_version, dl_device, copy)
 
     def __dlpack_device__(self):
-        return (1, 0)
+        from mx.core import interop
+        return interop.dlpack_device()
 
     def __reduce__(self):
         return (_unpickle, (self._np(), self._dtype.name))

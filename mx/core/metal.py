@@ -3,4 +3,5 @@
 
 def is_available() -> bool:
     """True when the Metal GPU backend can run work in this process."""
-    return False
+    from mx.backend import gpu
+    return gpu.metal_available()

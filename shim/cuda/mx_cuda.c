@@ -975,6 +975,8 @@ mx_stream *mx_stream_new(mx_device *d) {
     return s;
 }
 
+void *mx_stream_native(mx_stream *s) { return s ? (void *)s->s : NULL; }
+
 int mx_stream_synchronize(mx_stream *s) {
     if (!s) { set_error("no stream"); return MX_INVALID; }
     int rc = make_current(s->dev);
@@ -1085,6 +1087,48 @@ int mx_dispatch(mx_kernel *k, mx_stream *s, const uint64_t *grid, const uint32_t
     }
     CU_TRY(cu.LaunchKernel(k->fn, (unsigned)blocks[0], (unsigned)blocks[1], (unsigned)blocks[2],
                            tg[0], tg[1], tg[2], shared_bytes, s->s, params, NULL),
+           "cuLaunchKernel");
+    return MX_OK;
+}
+
+int mx_launch(mx_kernel *k, mx_stream *s, uint64_t threads, uint32_t tg,
+              const uint64_t *addrs, int n_addrs, const void *consts,
+              const uint32_t *const_sizes, int n_consts) {
+    if (!k || !s || tg == 0 || n_addrs < 0 || n_consts < 0 || n_addrs + n_consts > MAX_ARGS ||
+        (n_addrs && !addrs) || (n_consts && (!consts || !const_sizes))) {
+        set_error("mx_launch: bad arguments");
+        return MX_INVALID;
+    }
+    if (threads == 0) return MX_OK;
+    pthread_mutex_lock(&pool_lock);
+    for (int i = 0; i < n_addrs; i++) {
+        if (!region_of((uintptr_t)addrs[i])) {
+            pthread_mutex_unlock(&pool_lock);
+            set_error("mx_launch: argument %d (address %#llx) is not in unified memory", i,
+                      (unsigned long long)addrs[i]);
+            return MX_NOT_UNIFIED;
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    int rc = make_current(s->dev);
+    if (rc) return rc;
+    const uint64_t row = 1ULL << 30;
+    uint64_t x = threads <= row ? threads : row;
+    uint64_t y = (threads + row - 1) / row;
+    uint64_t bx = (x + tg - 1) / tg;
+    if (y > 65535) { set_error("mx_launch: %llu threads is too many", (unsigned long long)threads); return MX_INVALID; }
+    CUdeviceptr ptrs[MAX_ARGS];
+    void *params[MAX_ARGS];
+    for (int i = 0; i < n_addrs; i++) {
+        ptrs[i] = (CUdeviceptr)addrs[i];
+        params[i] = &ptrs[i];
+    }
+    const char *c = (const char *)consts;
+    for (int j = 0; j < n_consts; j++) {
+        params[n_addrs + j] = (void *)c;
+        c += const_sizes[j];
+    }
+    CU_TRY(cu.LaunchKernel(k->fn, (unsigned)bx, (unsigned)y, 1, tg, 1, 1, 0, s->s, params, NULL),
            "cuLaunchKernel");
     return MX_OK;
 }

@@ -25,11 +25,17 @@ def load():
     if os.environ.get("MX_GPU", "1") == "0":
         _reason = "disabled by MX_GPU=0"
         return None
+    import sys
     from mx.backend.gpu import shim as _shim
+    if sys.platform == "darwin":
+        from mx.backend.gpu import metal as _metal
+        kind, loader = "metal", _metal.load_metal
+    else:
+        kind, loader = "cuda", _shim.load_cuda
     try:
-        ffi, lib = _shim.load_cuda()
+        ffi, lib = loader()
     except ImportError as e:
-        _reason = f"the CUDA shim is not built ({e})"
+        _reason = f"the {kind} shim is not built ({e})"
         return None
     try:
         s = _shim.Shim(ffi, lib)
@@ -37,7 +43,9 @@ def load():
         _reason = str(e)
         return None
     from mx.backend.gpu.backend import Backend
-    b = Backend(s, "cuda")
+    b = Backend(s, kind)
+    if kind == "metal":
+        b.kernels = _metal.MetalKernelCache(s)
     _activate(b)
     _backend = b
     _reason = ""
@@ -54,6 +62,9 @@ def _activate(b):
             prim.gpu = handler
     _memory.set_backing_allocator(*b.shim.allocator_addresses())
     _scheduler.set_dispatch(b.dispatch, b.finish)
+    from mx.backend.gpu.dlpack import CudaDLPack
+    from mx.core import interop
+    interop.DEVICE_DLPACK = CudaDLPack(b)
     if os.environ.get("MX_DEFAULT_DEVICE", "gpu") != "cpu":
         devices.set_default_device(devices.gpu)
     if hasattr(os, "register_at_fork"):
@@ -69,6 +80,8 @@ def _forked_child():
         return
     _scheduler.set_dispatch(None)
     _memory.set_backing_allocator(0, 0)
+    from mx.core import interop
+    interop.DEVICE_DLPACK = None
     _backend.forked = True
     devices.set_default_device(devices.cpu)
     _backend = None
@@ -77,18 +90,20 @@ def _forked_child():
 
 def handlers():
     """{primitive name: GPU kernel handler} of every GPU-native primitive."""
-    from mx.backend.gpu import elementwise, matmul, reduce
+    from mx.backend.gpu import copies, elementwise, indexing, matmul, reduce, rows
     out = elementwise.handlers()
     out.update(matmul.handlers())
     out.update(reduce.handlers())
+    out.update(reduce.arg_handlers())
+    out.update(copies.handlers())
+    out.update(indexing.handlers())
+    out.update(rows.handlers())
     return out
 
 
 def native_primitives():
     """Names of the primitives with a GPU kernel (whatever this machine has)."""
-    from mx.backend.gpu import kernels
-    return sorted(set(kernels.UNARY) | set(kernels.BINARY) | set(kernels.REDUCE)
-                  | {"astype", "matmul", "addmm"})
+    return sorted(handlers())
 
 
 def active_backend():
@@ -102,6 +117,10 @@ def is_available() -> bool:
 
 def cuda_available() -> bool:
     return _backend is not None and _backend.kind == "cuda"
+
+
+def metal_available() -> bool:
+    return _backend is not None and _backend.kind == "metal"
 
 
 def unavailable_reason() -> str:

@@ -26,9 +26,17 @@ from mx.core import devices as _devices
 # how many bytes of kernel inputs may be kept alive before the backend waits for the GPU
 # (at least; an eighth of the GPU memory pool when that is more)
 KEEPALIVE_LIMIT = 1 << 30
+_GPU = _devices.DeviceType.gpu
 THREADGROUP = 256
 # grids of more threads than this use a second dimension (Metal's thread ids are 32-bit)
 GRID_X_MAX = 1 << 30
+
+
+_F64 = np.dtype(np.float64)
+
+
+def _has_double(node, args):
+    return node._dtype.np == _F64 or any(a.dtype == _F64 for a in args)
 
 
 class Backend:
@@ -53,8 +61,16 @@ class Backend:
         self._keep_bytes = 0
         self._keep_limit = max(KEEPALIVE_LIMIT, shim.pool_stats()["limit"] // 8)
         self._staged = {}                       # id(host array) -> (weakref, staged copy)
+        self._written = set()                   # ids of arrays queued kernels write
+        self._checks = []                       # (op, int32 flag array) of index checks
         self._info = None
         self.forked = False                     # set in a forked child: no GPU there
+        from mx.backend.gpu._launch import Launcher
+        self.fast = Launcher(int(self.ffi.cast("uintptr_t", self.ffi.addressof(self.lib, "mx_launch"))),
+                             THREADGROUP)
+        self._kernel_addr = {}                  # instance name -> mx_kernel* as an int
+        self._fast_index = None                 # the stream index of _fast_addr
+        self._fast_addr = 0
 
     # -- the devices API ------------------------------------------------------------------
     def is_available(self):
@@ -77,6 +93,7 @@ class Backend:
         s = self._streams.get(index)
         if s is None:
             s = self._streams[index] = self.shim.new_stream()
+        self._fast_index = None
         if self._last_stream is not None and self._last_stream != s and self._pending:
             if self._event is None:
                 self._event = self.shim.new_event()
@@ -84,6 +101,56 @@ class Backend:
             self.shim.check(self.lib.mx_stream_wait_event(s, self._event), "stream wait")
         self._last_stream = s
         return s
+
+    def _stream_address(self, index):
+        if index == self._fast_index and self._last_stream is not None:
+            return self._fast_addr
+        s = self.stream_for(index)
+        self._fast_index = index
+        self._fast_addr = int(self.ffi.cast("uintptr_t", s))
+        return self._fast_addr
+
+    def launch_arrays(self, kind, name, inst, n, stream_index, arrays, work=1):
+        """The hot path: queue a kernel whose arguments are the data of `arrays` (NumPy
+        arrays laid out as the kernel expects) and the element count n. Arrays outside
+        unified memory are staged (as `operand` does) and the launch retried. Returns the
+        arrays actually passed (to keep alive)."""
+        k = self._kernel_addr.get(inst)
+        if k is None:
+            k = self._kernel_addr[inst] = int(self.ffi.cast("uintptr_t",
+                                                            self.kernels.get(kind, name, inst)))
+        if self._last_stream is not None and stream_index == self._fast_index:
+            addr = self._fast_addr
+        else:
+            addr = self._stream_address(stream_index)
+        rc = self.fast.elementwise(k, addr, n, work, arrays)
+        if rc == -5:                            # MX_NOT_UNIFIED
+            staged = []
+            for x in arrays:
+                op = self.operand(x)
+                if op is None:
+                    return None
+                staged.append(op[2])
+            if staged[-1] is not arrays[-1]:    # the output must be written where it is
+                return None
+            arrays = tuple(staged)
+            rc = self.fast.elementwise(k, addr, n, work, arrays)
+        if rc:
+            self.shim.check(rc, inst)
+        self._pending = True
+        return arrays
+
+    def keep_sent(self, sent, out):
+        """keep() for the hot path: the inputs of a launch_arrays kernel (all but its
+        last array, the output `out`, which is recorded as written)."""
+        k = self._keep
+        for a in sent[:-1]:
+            if id(a) not in k:
+                k[id(a)] = a
+                self._keep_bytes += a.nbytes
+        self._written.add(id(out))
+        if self._keep_bytes > self._keep_limit:
+            self.synchronize()
 
     def synchronize(self):
         """Wait for all queued GPU work and release what it kept alive."""
@@ -93,10 +160,18 @@ class Backend:
             self._pending = False
             self._keep.clear()
             self._keep_bytes = 0
+            self._written.clear()
+            if self._checks:
+                checks, self._checks = self._checks, []
+                for op, flag, n in checks:
+                    if flag[0]:
+                        raise IndexError(f"[{op}] An index is out of bounds for an axis of "
+                                         f"size {n}.")
 
     def finish(self):
-        if self._pending:
+        if self._pending or self._checks:
             self.synchronize()
+        self._written.clear()
 
     def keep(self, *arrays):
         """Hold the input arrays of a queued kernel until the next wait."""
@@ -113,15 +188,17 @@ class Backend:
         the CPU kernel (after waiting for queued GPU work)."""
         s = node._stream
         if s is None:
-            dev = _devices.default_device()
-            stream = _devices.default_stream(dev) if dev.type is _devices.DeviceType.gpu else None
+            dev = _devices._state.device
+            stream = _devices.default_stream(dev) if dev.type is _GPU else None
         elif isinstance(s, _devices.Stream):
-            stream = s if s.device.type is _devices.DeviceType.gpu else None
+            stream = s if s.device.type is _GPU else None
         else:
             kind = s.type if isinstance(s, _devices.Device) else s
-            stream = _devices.default_stream(_devices.gpu) if kind is _devices.DeviceType.gpu else None
+            stream = _devices.default_stream(_devices.gpu) if kind is _GPU else None
         if stream is not None:
             handler = prim.gpu
+            if handler is not None and self.kind == "metal" and _has_double(node, args):
+                handler = None                  # Metal has no double
             if handler is not None:
                 out = handler(self, node, args, stream.index)
                 if out is not None:
@@ -162,7 +239,25 @@ class Backend:
         buf, off = self.shim.find(out.__array_interface__["data"][0])
         if buf == self.ffi.NULL:
             return None
+        self._written.add(id(out))
         return out, buf, off
+
+    def written(self, x) -> bool:
+        """Whether x (or the array it views) may still be written by queued GPU work."""
+        if not self._pending:
+            return False
+        return id(x) in self._written or (x.base is not None and id(x.base) in self._written)
+
+    def error_flag(self, op, n):
+        """(buffer, offset) of a zeroed int32 that a kernel sets when it meets an index out
+        of range of an axis of size n; the next wait raises IndexError naming `op`."""
+        made = self.output((1,), np.int32)
+        if made is None:
+            return None
+        flag, buf, off = made
+        flag[0] = 0
+        self._checks.append((op, flag, n))
+        return buf, off
 
     def launch(self, kind, name, inst, n, stream_index, buffers, constants=(), work=1):
         """Queue kernel `inst` of compile group (kind, name) over n elements, `work` of
@@ -191,6 +286,19 @@ class Backend:
         tg = self.ffi.new("uint32_t[3]", [THREADGROUP, 1, 1])
         self.shim.check(self.lib.mx_dispatch(kernel, stream, grid, tg, args, nargs, 0), inst)
         self._pending = True
+
+    def native_stream(self, stream_index):
+        """The address of the native queue (a CUstream) of mx GPU stream `stream_index`,
+        ordered after the work already queued (for libraries such as NCCL that queue their
+        own work; call `queued()` after queuing)."""
+        s = self.stream_for(stream_index)
+        return int(self.ffi.cast("uintptr_t", self.lib.mx_stream_native(s)))
+
+    def queued(self, *arrays):
+        """Record that work was queued outside the shim (see native_stream); `arrays` are
+        kept alive until the next wait."""
+        self._pending = True
+        self.keep(*arrays)
 
     def gemm(self, stream_index, desc):
         stream = self.stream_for(stream_index)

@@ -106,14 +106,33 @@ def run_unary(gpu, kind, name, op, x, out_dtype, shape, stream):
 def unary_handler(name):
     op, types = K.UNARY[name]
 
+    plans = {}      # input dtype -> (output dtype, contiguous instance) or None
+
+    def plan(x_dtype, out_dtype):
+        t = NAMES.get(x_dtype)
+        if t not in types or NAMES.get(out_dtype) != K.unary_out(name, t):
+            return None
+        return out_dtype, K.instance("unary_v", t, K.unary_out(name, t), op)
+
     def handler(gpu, node, args, stream):
         x = args[0]
-        t = NAMES.get(x.dtype)
-        if t not in types:
-            return None
         out_dtype = node._dtype.np
-        if NAMES.get(out_dtype) != K.unary_out(name, t):
+        key = (x.dtype, out_dtype)
+        p = plans.get(key, False)
+        if p is False:
+            p = plans[key] = plan(x.dtype, out_dtype)
+        if p is None:
             return None
+        if x.flags.c_contiguous:
+            out = np.empty(node._shape, out_dtype)
+            n = out.size
+            if n == 0:
+                return out
+            if x.size == n:
+                sent = gpu.launch_arrays("unary", name, p[1], n, stream, (x, out), WORK)
+                if sent is not None:
+                    gpu.keep_sent(sent, out)
+                    return out
         return run_unary(gpu, "unary", name, op, x, out_dtype, node._shape, stream)
 
     handler.__name__ = f"gpu_{name}"
@@ -134,15 +153,41 @@ def astype_handler(gpu, node, args, stream):
 def binary_handler(name):
     op, types = K.BINARY[name]
 
+    plans = {}      # (a dtype, b dtype, out dtype) -> (vv, sv, vs instances) or None
+
+    def plan(a_dtype, b_dtype, out_dtype):
+        t = NAMES.get(a_dtype)
+        if t not in types or b_dtype != a_dtype or NAMES.get(out_dtype) != K.binary_out(name, t):
+            return None
+        u = K.binary_out(name, t)
+        return tuple(K.instance(v, t, u, op) for v in ("binary_vv", "binary_sv", "binary_vs"))
+
     def handler(gpu, node, args, stream):
         a, b = args
-        t = NAMES.get(a.dtype)
-        if t not in types or b.dtype != a.dtype:
-            return None
         out_dtype = node._dtype.np
-        if NAMES.get(out_dtype) != K.binary_out(name, t):
+        key = (a.dtype, b.dtype, out_dtype)
+        p = plans.get(key, False)
+        if p is False:
+            p = plans[key] = plan(a.dtype, b.dtype, out_dtype)
+        if p is None:
             return None
         shape = node._shape
+        if a.flags.c_contiguous and b.flags.c_contiguous:
+            out = np.empty(shape, out_dtype)
+            n = out.size
+            if n == 0:
+                return out
+            na, nb = a.size, b.size
+            if na == n:
+                inst = p[0] if nb == n else p[2] if nb == 1 else None
+            else:
+                inst = p[1] if na == 1 and nb == n else None
+            if inst is not None:
+                sent = gpu.launch_arrays("binary", name, inst, n, stream, (a, b, out), WORK)
+                if sent is not None:
+                    gpu.keep_sent(sent, out)
+                    return out
+        t = NAMES[a.dtype]
         made = gpu.output(shape, out_dtype)
         if made is None:
             return None

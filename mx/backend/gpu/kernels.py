@@ -88,6 +88,12 @@ REDUCE = {
     "all": ("And", _TRUTH), "any": ("Or", _TRUTH),
 }
 
+# index dtypes the gather kernels read directly (others are converted to int64 first)
+INDEX_TYPES = ("int32", "int64", "uint32")
+# softmax / logsumexp: input dtype -> (computation dtype, output dtype)
+ROWS = {"float16": ("float32", "float16"), "bfloat16": ("float32", "bfloat16"),
+        "float32": ("float32", "float32"), "float64": ("float64", "float64")}
+
 UNARY_VARIANTS = ("unary_v", "unary_g")
 BINARY_VARIANTS = ("binary_vv", "binary_sv", "binary_vs", "binary_g")
 
@@ -115,6 +121,13 @@ def reduce_instances(name, types=REAL):
             if inst not in out:
                 out.append(inst)
     return out
+
+
+def typed(kernel: str, *dtypes: str, op: str = "") -> str:
+    """The name expression of an instance over mx dtype names (and an optional trailing
+    type such as ArgMax), e.g. ``take_along<float, int32_t>``."""
+    args = [CTYPES[t] for t in dtypes] + ([op] if op else [])
+    return f"{kernel}<{', '.join(args)}>"
 
 
 def unary_out(name, t):
@@ -145,6 +158,22 @@ def groups(types=REAL):
         insts = reduce_instances(name, types)
         if insts:
             out[("reduce", name)] = ("reduce.metal", insts)
+    out[("copy", "copy_gg")] = ("copy.metal", [typed("copy_gg", t) for t in types])
+    out[("copy", "arange")] = ("copy.metal",
+                               [typed("arange_int", t) for t in INTS if t in types]
+                               + [typed("arange_float", t) for t in FLOATS if t in types])
+    out[("select", "select")] = ("select.metal",
+                                 [typed(k, t) for t in types for k in ("select_v", "select_g")])
+    for name, op in (("argmax", "ArgMax"), ("argmin", "ArgMin")):
+        out[("argreduce", name)] = ("argreduce.metal",
+                                    [typed("arg_reduce", t, op=op) for t in types])
+    for name in ("softmax", "logsumexp"):
+        out[("rows", name)] = ("softmax.metal",
+                               [typed(f"{name}_rows", t, *ROWS[t]) for t in ROWS
+                                if t in types and ROWS[t][0] in types])
+    for k in ("take_axis", "take_along", "put_along"):
+        out[("gather", k)] = ("gather.metal",
+                              [typed(k, t, i) for t in types for i in INDEX_TYPES])
     return out
 
 

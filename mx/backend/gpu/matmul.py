@@ -14,6 +14,8 @@ import numpy as np
 from mx.backend.gpu.elementwise import collapse, run_unary
 
 GEMM_TYPES = {"float32": 0, "float16": 1, "bfloat16": 2, "float64": 3}
+# what MPS multiplies (the Metal shim returns MX_UNAVAILABLE for the others)
+METAL_GEMM_TYPES = ("float32", "float16")
 
 
 def _layout(rows, cols, rs, cs):
@@ -57,7 +59,8 @@ def gemm(gpu, a, b, out, stream, alpha=1.0, beta=0.0):
     contiguous out (..., M, N) whose batch shape the operands broadcast to. True when
     queued."""
     dt = out.dtype.name
-    if dt not in GEMM_TYPES or a.dtype != out.dtype or b.dtype != out.dtype:
+    if dt not in GEMM_TYPES or a.dtype != out.dtype or b.dtype != out.dtype or \
+            (gpu.kind == "metal" and dt not in METAL_GEMM_TYPES):
         return False
     M, K = a.shape[-2:]
     N = b.shape[-1]

@@ -116,3 +116,58 @@ def reduce_handler(name):
 def handlers():
     """{primitive name: GPU handler} for the reductions."""
     return {name: reduce_handler(name) for name in K.REDUCE}
+
+
+# ---------------------------------------------------------------------------------------
+# argmax / argmin (shaders/argreduce.metal): one threadgroup an output
+# ---------------------------------------------------------------------------------------
+def _arg_layout(kshape, kstrides, n_out, n, stride):
+    buf = np.zeros(1 + 2 * MAX_DIMS + 3, np.int64)
+    buf[0] = len(kshape)
+    buf[1:1 + len(kshape)] = kshape
+    buf[1 + MAX_DIMS:1 + MAX_DIMS + len(kstrides)] = kstrides
+    buf[-3:] = (n_out, n, stride)
+    return buf.tobytes()
+
+
+def run_arg_reduce(gpu, name, op, x, axis, shape, stream):
+    t = NAMES.get(x.dtype)
+    if t is None or x.size == 0 or x.size >= 2**32:
+        return None
+    src = gpu.operand(x)
+    if src is None:
+        return None
+    xbuf, xoff, x = src
+    if axis is None:
+        if not x.flags.c_contiguous:
+            return None
+        kshape, kstrides, n, stride = [], [], x.size, 1
+    else:
+        st = _element_strides(x, x.ndim)
+        if st is None:
+            return None
+        kept = [i for i in range(x.ndim) if i != axis]
+        kshape, (kstrides,) = collapse([x.shape[i] for i in kept], [st[i] for i in kept])
+        n, stride = x.shape[axis], st[axis]
+        if len(kshape) > MAX_DIMS:
+            return None
+    made = gpu.output(shape, np.uint32)
+    if made is None:
+        return None
+    out, obuf, ooff = made
+    n_out = out.size
+    gpu.launch("argreduce", name, K.typed("arg_reduce", t, op=op), n_out * TG, stream,
+               [(xbuf, xoff), (obuf, ooff)], [_arg_layout(kshape, kstrides, n_out, n, stride)])
+    gpu.keep(x)
+    return out
+
+
+def arg_handler(name, op):
+    def handler(gpu, node, args, stream):
+        return run_arg_reduce(gpu, name, op, args[0], node._params["axis"], node._shape, stream)
+    handler.__name__ = f"gpu_{name}"
+    return handler
+
+
+def arg_handlers():
+    return {"argmax": arg_handler("argmax", "ArgMax"), "argmin": arg_handler("argmin", "ArgMin")}

@@ -10,8 +10,10 @@ evaluates the same graph), and carry vjp/jvp/vmap rules. In a group of one proce
 collectives return their input unchanged.
 
 Backends: "mpi" (mpi4py over the system's MPI; start the processes with
-``python -m mx.launch -n 2 script.py`` or mpirun). The "nccl" name is reserved for the GPU
-backend, which plugs in through `register_backend` and is not part of this module yet.
+``python -m mx.launch -n 2 script.py`` or mpirun) and "nccl" (NVIDIA's NCCL between the
+GPUs of the job, one process per GPU, meeting through MPI; see _nccl.py). backend="any"
+takes NCCL when the GPU backend is active and a launcher started several processes, else
+MPI.
 
 Failures are loud: when a launcher says it started N processes and the group comes up
 with one, init(strict=True) raises and init() warns; a communication whose peers do not
@@ -31,7 +33,7 @@ import warnings
 from mx.core._array import Dtype, make_node
 from mx.core.ops._util import as_array, check_shape
 from mx.core.primitives import declare
-from mx.core.distributed import _mpi
+from mx.core.distributed import _mpi, _nccl
 from mx.core.distributed._backend import Backend, SingletonBackend, launched_size
 
 __all__ = ["Group", "init", "is_available", "all_sum", "all_max", "all_min", "all_gather",
@@ -51,16 +53,21 @@ def _mpi_unavailable_reason():
 
 
 # name -> (available() -> bool, reason() -> str, start() -> Backend of the whole job)
-_BACKENDS = {"mpi": (_mpi.available, _mpi_unavailable_reason, _mpi.init)}
-_ANY_ORDER = ["mpi"]      # what backend="any" tries, in order
+_BACKENDS = {"mpi": (_mpi.available, _mpi_unavailable_reason, _mpi.init),
+             "nccl": (_nccl.available, _nccl.unavailable_reason, _nccl.init)}
+_ANY_ORDER = ["nccl", "mpi"]   # what backend="any" tries, in order
+# name -> wanted(expected) for backends that backend="any" tries only when it says so
+# (NCCL: a launched job of several processes on GPUs; a process alone gets the singleton
+# group rather than a GPU communicator of one rank)
+_ANY_WHEN = {"nccl": _nccl.wanted_by_any}
 _WORLD = {}               # backend name -> its world Group; "fallback:<backend>" -> singleton
 
 
 def register_backend(name, available, start, reason=None, first=False):
-    """Make a communication backend known to init() and is_available() (the GPU work adds
-    "nccl" this way). `available()` says whether it can be instantiated, `start()` returns
-    the `Backend` of all the job's processes, `reason()` says why it is unavailable;
-    `first` puts it before the others for backend="any"."""
+    """Make a communication backend known to init() and is_available(). `available()`
+    says whether it can be instantiated, `start()` returns the `Backend` of all the job's
+    processes, `reason()` says why it is unavailable; `first` puts it before the others for
+    backend="any"."""
     if name not in _VALID_BACKENDS or name == "any":
         raise ValueError(f"[distributed] Cannot register a backend named {name!r}.")
     _BACKENDS[name] = (available, reason or (lambda: f"the {name} backend is not available"), start)
@@ -142,7 +149,9 @@ def init(strict=False, backend="any"):
     strict=False a process that cannot join a backend gets a group of its own (size 1);
     strict=True raises instead. Either way, when a launcher's environment says the job has
     N > 1 processes but the group has one, strict=True raises and strict=False warns.
-    backend="any" without a launcher gives the single-process group without starting MPI."""
+    backend="any" without a launcher gives the single-process group without starting MPI;
+    with a launcher it tries NCCL (GPU backend active, several processes, MPI to meet
+    through), then MPI, and a backend that fails to start gives way to the next one."""
     _check_backend_name(backend)
     names = list(_ANY_ORDER) if backend == "any" else [backend]
     for name in names:
@@ -157,7 +166,10 @@ def init(strict=False, backend="any"):
     if not strict and key in _WORLD:
         return _WORLD[key]
     expected, var = launched_size()
+    if backend == "any":
+        names = [n for n in names if n not in _ANY_WHEN or _ANY_WHEN[n](expected)]
     reasons = []
+    failure = None
     for name in names:
         entry = _BACKENDS.get(name)
         if entry is None:
@@ -172,15 +184,18 @@ def init(strict=False, backend="any"):
         try:
             impl = start()
         except Exception as e:  # the library's own error, kept as the cause
-            if strict:
-                raise RuntimeError(f"[distributed] Could not initialize the {name} backend: {e}") from e
             reasons.append(f"{name}: initialization failed: {e}")
+            if failure is None:
+                failure = (name, e)
             continue
         group = Group._of(impl)
         _WORLD[name] = group
         if expected is not None and expected > 1 and impl.size == 1:
             _size_mismatch(strict, expected, var, _came_up_alone(name))
         return group
+    if strict and failure is not None:
+        name, e = failure
+        raise RuntimeError(f"[distributed] Could not initialize the {name} backend: {e}") from e
     if strict:
         raise RuntimeError("[distributed] Couldn't initialize any backend"
                            + (f": {'; '.join(reasons)}." if reasons else "."))
@@ -192,7 +207,9 @@ def init(strict=False, backend="any"):
 
 
 def _came_up_alone(name):
-    hint = " (is mpi4py built for the MPI library of the launcher?)" if name == "mpi" else ""
+    # NCCL's processes meet through MPI too
+    hint = (" (is mpi4py built for the MPI library of the launcher?)"
+            if name in ("mpi", "nccl") else "")
     return f"the {name} backend came up with a group of size 1{hint}"
 
 

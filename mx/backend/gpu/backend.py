@@ -123,6 +123,19 @@ class Backend:
             addr = self._fast_addr
         else:
             addr = self._stream_address(stream_index)
+        staged = self._staged
+        if staged:
+            # inputs outside unified memory seen before (cached scalar constants made before
+            # the backend came up): their staged copies, without a failed launch first
+            subst = None
+            for i in range(len(arrays) - 1):
+                hit = staged.get(id(arrays[i]))
+                if hit is not None and hit[0]() is arrays[i]:
+                    if subst is None:
+                        subst = list(arrays)
+                    subst[i] = hit[1]
+            if subst is not None:
+                arrays = tuple(subst)
         rc = self.fast.elementwise(k, addr, n, work, arrays)
         if rc == -5:                            # MX_NOT_UNIFIED
             staged = []

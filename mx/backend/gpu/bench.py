@@ -71,7 +71,69 @@ def bench_mx(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
         mx.eval(z)
     chain()
     out["chained_add_shape4_us_per_op"] = _best(chain, repeats) / 1000 * 1e6
+    out.update(mlp_step_mx(repeats=repeats))
     return out
+
+
+# the MLP of the measurement: 784-512-512-10, batch 256, Adam, eager
+MLP = (784, 512, 512, 10)
+BATCH = 256
+STEPS = 50
+
+
+def mlp_step_mx(repeats=3):
+    import mx.core as mx
+    import mx.nn as nn
+    import mx.optimizers as optim
+    from mx.backend import gpu
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Linear(MLP[0], MLP[1]), nn.ReLU(), nn.Linear(MLP[1], MLP[2]),
+                          nn.ReLU(), nn.Linear(MLP[2], MLP[3]))
+    opt = optim.Adam(learning_rate=1e-3)
+    x = mx.array(rng.standard_normal((BATCH, MLP[0])).astype(np.float32))
+    y = mx.array(rng.integers(0, MLP[3], BATCH).astype(np.int32))
+
+    def loss_fn(m, xb, yb):
+        return nn.losses.cross_entropy(m(xb), yb, reduction="mean")
+
+    step = nn.value_and_grad(model, loss_fn)
+
+    def train():
+        for _ in range(STEPS):
+            loss, grads = step(model, x, y)
+            opt.update(model, grads)
+            mx.eval(model.parameters(), opt.state, loss)
+    train()
+    gpu.reset_counts()
+    t = _best(train, repeats)
+    out = {"mlp_adam_step_ms": t / STEPS * 1e3}
+    fb = gpu.fallback_counts()
+    if fb:
+        print("mlp step: primitives that ran on the CPU:", fb, file=sys.stderr)
+    return out
+
+
+def mlp_step_torch(repeats=3):
+    import torch
+    torch.manual_seed(0)
+    dev = "cuda"
+    model = torch.nn.Sequential(torch.nn.Linear(MLP[0], MLP[1]), torch.nn.ReLU(),
+                                torch.nn.Linear(MLP[1], MLP[2]), torch.nn.ReLU(),
+                                torch.nn.Linear(MLP[2], MLP[3])).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(BATCH, MLP[0], device=dev)
+    y = torch.randint(0, MLP[3], (BATCH,), device=dev)
+    lossf = torch.nn.CrossEntropyLoss()
+
+    def train():
+        for _ in range(STEPS):
+            opt.zero_grad()
+            loss = lossf(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()
+    train()
+    return {"mlp_adam_step_ms": _best(train, repeats) / STEPS * 1e3}
 
 
 def bench_torch(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
@@ -131,6 +193,7 @@ def bench_torch(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
         sync()
     chain()
     out["chained_add_shape4_us_per_op"] = _best(chain, repeats) / 1000 * 1e6
+    out.update(mlp_step_torch(repeats=repeats))
     return out
 
 
@@ -155,6 +218,7 @@ def main(argv):
             print(f"{key:32s} mx {v:.4g}")
             continue
         ratio = v / w if ("TBps" in key or "tflops" in key) else w / v
+        # (for times, the percentage is PyTorch's time over mx's: above 100% mx is faster)
         print(f"{key:32s} mx {v:.4g}  torch {w:.4g}  ({100 * ratio:.1f}%)")
     if len(argv) > 1:
         with open(argv[1], "w") as f:

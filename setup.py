@@ -6,6 +6,7 @@ import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 from Cython.Build import cythonize
 import numpy
 
@@ -43,4 +44,22 @@ def shim_extensions():
     return build_shims.extensions()
 
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives) + shim_extensions())
+class build_py_with_shaders(build_py):
+    """Also copy shaders/ (the .metal kernels and their preludes) into the built package as
+    mx/_shaders, so that a wheel carries them (mx.backend.gpu.translate looks there first)."""
+
+    def run(self):
+        super().run()
+        root = os.path.dirname(os.path.abspath(__file__))
+        src = os.path.join(root, "shaders")
+        dst = os.path.join(self.build_lib, "mx", "_shaders")
+        for folder, _dirs, files in os.walk(src):
+            out = os.path.join(dst, os.path.relpath(folder, src))
+            self.mkpath(out)
+            for name in files:
+                if name.endswith((".metal", ".h")):
+                    self.copy_file(os.path.join(folder, name), os.path.join(out, name))
+
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives) + shim_extensions(),
+      cmdclass={"build_py": build_py_with_shaders})

@@ -691,3 +691,15 @@ def test_a_forked_child_computes_on_the_cpu():
     parent, child = r.stdout.strip().splitlines()
     assert float(parent) == 1000.0
     assert child == "(False, 'Device(cpu, 0)', 3000.0)"
+
+
+def test_built_package_carries_the_shaders(tmp_path):
+    """setup.py's build_py copies shaders/ into the package (mx/_shaders), which is where an
+    installed wheel's translate module finds them."""
+    r = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    carried = tmp_path / "mx" / "_shaders"
+    assert sorted(p.name for p in carried.glob("*.metal")) == T.shader_files()
+    assert (carried / "prelude" / "cuda.h").is_file()
+    assert (tmp_path / "mx" / "backend" / "gpu" / "translate.py").is_file()

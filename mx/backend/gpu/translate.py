@@ -25,7 +25,11 @@ from __future__ import annotations
 import os
 import re
 
-SHADER_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shaders"))
+# shaders/ of the source tree (editable installs), or the copy a wheel carries as mx/_shaders
+# (setup.py's build_py puts it there)
+_PACKAGED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "_shaders"))
+SHADER_DIR = _PACKAGED if os.path.isdir(_PACKAGED) else \
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shaders"))
 
 THREAD_ATTRIBUTES = (
     "thread_position_in_grid",
@@ -192,6 +196,49 @@ def prelude(dialect: str) -> str:
 def cuda_source(name: str) -> str:
     """shaders/`name` as CUDA C++ for NVRTC."""
     return to_cuda(_with_prelude(expand(name), prelude("cuda")))
+
+
+def expand_text(text: str, label: str = "<source>") -> str:
+    """Like `expand`, for a source string (a generated kernel) instead of a file of
+    shaders/: its quoted includes name files of shaders/ and are inlined once each."""
+    seen = set()
+
+    def inline(fname, body):
+        seen.add(fname)
+
+        def repl(m):
+            local, system = m.group(1), m.group(2)
+            if system is not None:
+                if system != "metal_stdlib":
+                    raise TranslationError(f"{fname}: only <metal_stdlib> may be included, not <{system}>")
+                return "// @prelude"
+            if local in seen:
+                return f"// (already included: {local})"
+            return inline(local, _read(shader_path(local))).rstrip("\n")
+
+        return f"// ---- {fname} ----\n" + _INCLUDE.sub(repl, body)
+
+    return inline(label, text)
+
+
+def cuda_source_text(text: str) -> str:
+    """A kernel source string in mx's MSL subset (its includes resolved from shaders/) as
+    CUDA C++ for NVRTC, as `cuda_source` does for a shader file."""
+    return to_cuda(_with_prelude(expand_text(text), prelude("cuda")))
+
+
+def metal_source_text(text: str) -> str:
+    """A kernel source string in mx's MSL subset (its includes resolved from shaders/) for
+    Metal; its kernels are not templates, so each is found under its own name."""
+    return _with_prelude(expand_text(text), prelude("metal"))
+
+
+def cpp_check_text(text: str) -> str:
+    """The Metal view of a kernel source string as C++ for a syntax check, as
+    `cpp_check_source` gives for a shader file (the string's kernels are not templates, so
+    nothing needs instantiating)."""
+    text = _with_prelude(expand_text(text), prelude("cpp_check"))
+    return re.sub(r"\[\[[^\]]*\]\]", "", text)
 
 
 def host_name(instance: str) -> str:

@@ -21,7 +21,7 @@ import warnings
 from mx.core import _array
 from mx.core._array import Primitive, array, inputs_of, make_node, make_nodes
 from mx.core._program import Program
-from mx.core.primitives import declare
+from mx.core.primitives import DYNAMIC_GPU_HANDLERS, declare
 
 _ENV_OFF = os.environ.get("MX_DISABLE_COMPILE", os.environ.get("MLX_DISABLE_COMPILE", "")) not in ("", "0")
 _state = {"enabled": not _ENV_OFF, "tracing": 0}
@@ -245,7 +245,9 @@ def _program_primitive(tr, name):
         res = vmap(lambda *xs: prog.replay(list(xs)), in_axes=tuple(axes))(*inputs)
         return list(res), [0] * len(res)
 
-    return Primitive(f"compiled({name})", None, prog.run, vjp=vjp_rule, jvp=jvp_rule,
+    factory = DYNAMIC_GPU_HANDLERS.get("compiled")
+    gpu = factory(prog, tr.in_shapes) if factory is not None else None
+    return Primitive(f"compiled({name})", None, prog.run, gpu=gpu, vjp=vjp_rule, jvp=jvp_rule,
                      vmap=vmap_rule, nout=len(tr.shapes))
 
 

@@ -6,6 +6,11 @@ from mx.core._array import Primitive
 
 REGISTRY: dict[str, Primitive] = {}
 
+# Primitives made per use (a compiled program's, a fused step's) get their GPU kernel from a
+# factory the GPU backend installs here, so that core names no device: "compiled" ->
+# f(program, traced input shapes), "fused" -> f(fused kernel); each returns a GPU handler.
+DYNAMIC_GPU_HANDLERS: dict = {}
+
 
 def declare(name, rule=None, cpu=None, *, gpu=None, vjp=None, jvp=None, vmap=None,
             nout=1, donates=False, doc="") -> Primitive:

@@ -369,8 +369,11 @@ def _fused_primitive(kernel, names):
         from mx.core.transforms import vmap
         return vmap(lambda *xs: kernel.replay(xs), in_axes=tuple(axes))(*inputs), 0
 
-    return Primitive(f"fused({','.join(names)})", None, kernel, vjp=vjp_rule, jvp=jvp_rule,
-                     vmap=vmap_rule, nout=1, donates=False,
+    from mx.core.primitives import DYNAMIC_GPU_HANDLERS
+    factory = DYNAMIC_GPU_HANDLERS.get("fused")
+    gpu = factory(kernel) if factory is not None else None
+    return Primitive(f"fused({','.join(names)})", None, kernel, gpu=gpu, vjp=vjp_rule,
+                     jvp=jvp_rule, vmap=vmap_rule, nout=1, donates=False,
                      doc="elementwise ops fused into one generated C kernel")
 
 

@@ -62,6 +62,8 @@ def _activate(b):
             prim.gpu = handler
     _memory.set_backing_allocator(*b.shim.allocator_addresses())
     _scheduler.set_dispatch(b.dispatch, b.finish)
+    from mx.backend.gpu import program
+    program.install()                   # mx.compile's programs and fused kernels on the GPU
     from mx.backend.gpu.dlpack import CudaDLPack
     from mx.core import interop
     interop.DEVICE_DLPACK = CudaDLPack(b)

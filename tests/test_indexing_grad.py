@@ -282,6 +282,23 @@ def test_take_along_axis_rules(axis):
     _vmap_all(f, [_rand(*shape), idx])
 
 
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_take_along_axis_one_index_per_line(axis):
+    # (the vjp writes the cotangent with put_along_axis: each position is read at most once)
+    shape = (3, 4, 5)
+    ishape = list(shape)
+    ishape[axis] = 1
+    n = shape[axis]
+    idx = np.random.default_rng(3).integers(-n, n, ishape)
+    check_grads(lambda a: mx.take_along_axis(a, mx.array(idx), axis=axis), [_rand(*shape)])
+    # and the gradient is the one-hot scatter of the cotangent, as NumPy computes it
+    x = mx.array(_rand(*shape))
+    g = mx.grad(lambda a: mx.sum(mx.take_along_axis(a, mx.array(idx), axis=axis) * 3.0))(x)
+    want = np.zeros(shape)
+    np.put_along_axis(want, np.where(idx < 0, idx + n, idx), 3.0, axis=axis)
+    np.testing.assert_array_equal(np.asarray(g), want)
+
+
 def test_take_along_axis_vjp_through_broadcast_dimension():
     # x has size 1 where the indices have 3: the three rows add into x's one row
     f = lambda a: mx.take_along_axis(a, mx.array([[0, 2], [1, 1], [2, 2]]), axis=1)  # noqa: E731

@@ -330,3 +330,10 @@ def test_vmap_goes_through_stop_gradient_and_what_follows():
     assert out.tolist() == [[3.0, 5.0], [7.0, 9.0]]
     g = mx.grad(lambda v: (mx.stop_gradient(v) * v).sum())(mx.array([1.0, 2.0]))
     assert g.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("arg", [np.ones((2, 3)), [mx.ones(2), np.ones(2)], {"w": object()}])
+def test_grad_of_non_array_leaves_raises(arg):
+    # MLX refuses them; taking them as constants would return the input as its "gradient"
+    with pytest.raises(ValueError, match=r"\[tree_flatten\] The argument should contain only arrays"):
+        mx.grad(lambda a: mx.array(1.0))(arg)

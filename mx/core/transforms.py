@@ -298,7 +298,8 @@ def _flatten(tree, out):
             return lambda it: type(tree)(*[s(it) for s in subs])
         ctor = type(tree)
         return lambda it: ctor([s(it) for s in subs])
-    return lambda it: tree
+    # anything else (a NumPy array, say) would silently get itself back as its "gradient"
+    raise ValueError("[tree_flatten] The argument should contain only arrays")
 
 
 def _to_diff_array(x):

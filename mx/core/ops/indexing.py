@@ -1507,6 +1507,12 @@ def _install_take_rules():
         if axis is None:
             flat = _acc_node("add", mx.zeros((x.size,), ct.dtype), ct, (0,), (0,), [idx])
             return [mx.reshape(flat, x.shape), None]
+        if idx.shape[axis] == 1 and all(idx.shape[d] == n for d, n in enumerate(x.shape)
+                                        if d != axis):
+            # one index per line along the axis (a loss picking each row's target): no
+            # position is read twice, so writing the cotangent is the sum (and a put, not a
+            # scatter-add, has a GPU kernel)
+            return [put_along_axis(mx.zeros(x.shape, ct.dtype), idx, ct, axis=axis), None]
         # the positions read: idx along the axis, the coordinate itself on the others
         # (0 where x has size 1 and was broadcast), so repeats add up
         key, slots, arrays = [], [], []

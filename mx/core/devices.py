@@ -18,13 +18,16 @@ class DeviceType(enum.Enum):
 class Device:
     """A device: its type and index, e.g. ``Device(cpu, 0)``."""
 
-    __slots__ = ("type", "index")
+    __slots__ = ("type", "index", "_hash")
 
     def __init__(self, type, index=0):
         if not isinstance(type, DeviceType):
             raise TypeError(f"[Device] type must be a DeviceType, got {type!r}.")
         self.type = type
         self.index = int(index)
+        # computed once: every op of a GPU stream looks its device up in a dict, and an
+        # enum's .value is slow to read
+        self._hash = type.value * 65599 + self.index
 
     def __repr__(self):
         return f"Device({self.type.name}, {self.index})"
@@ -35,8 +38,7 @@ class Device:
         return isinstance(other, Device) and other.type == self.type and other.index == self.index
 
     def __hash__(self):
-        # (an int: this runs for every op, and hashing the enum is slow)
-        return self.type.value * 65599 + self.index
+        return self._hash
 
 
 class Stream:

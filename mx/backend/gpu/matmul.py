@@ -65,6 +65,8 @@ def gemm(gpu, a, b, out, stream, alpha=1.0, beta=0.0):
     M, K = a.shape[-2:]
     N = b.shape[-1]
     batch = out.shape[:-2]
+    if not batch and a.ndim == 2 and b.ndim == 2:
+        return _gemm_2d(gpu, a, b, out, stream, alpha, beta, dt)
     a = np.broadcast_to(a, batch + (M, K))
     b = np.broadcast_to(b, batch + (K, N))
     ra = _matrix_operand(gpu, a, stream)
@@ -100,6 +102,33 @@ def gemm(gpu, a, b, out, stream, alpha=1.0, beta=0.0):
         desc.b_offset = pb[1] + item * sum(i * s for i, s in zip(idx, bb))
         desc.c_offset = pc[1] + item * sum(i * s for i, s in zip(idx, bc))
         gpu.gemm(stream, desc)
+    gpu.keep(pa[2], pb[2])
+    return True
+
+
+def _gemm_2d(gpu, a, b, out, stream, alpha, beta, dt):
+    """gemm's path for plain matrices (a linear layer and its gradients): no batch axes to
+    broadcast or merge, one cuBLAS call."""
+    M, K = a.shape
+    N = b.shape[1]
+    ra = _matrix_operand(gpu, a, stream)
+    rb = _matrix_operand(gpu, b, stream)
+    if ra is None or rb is None:
+        return False
+    a, (ta, lda), _ = ra
+    b, (tb, ldb), _ = rb
+    pa, pb, pc = gpu.operand(a), gpu.operand(b), gpu.operand(out)
+    if pa is None or pb is None or pc is None:
+        return False
+    desc = gpu.ffi.new("mx_gemm_desc *")
+    desc.dtype = GEMM_TYPES[dt]
+    desc.trans_a, desc.trans_b = ta, tb
+    desc.m, desc.n, desc.k, desc.batch = M, N, K, 1
+    desc.a, desc.a_offset, desc.lda = pa[0], pa[1], lda
+    desc.b, desc.b_offset, desc.ldb = pb[0], pb[1], ldb
+    desc.c, desc.c_offset, desc.ldc = pc[0], pc[1], N
+    desc.alpha, desc.beta = alpha, beta
+    gpu.gemm(stream, desc)
     gpu.keep(pa[2], pb[2])
     return True
 

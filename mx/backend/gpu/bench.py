@@ -72,6 +72,7 @@ def bench_mx(n_mm=8192, n_ew=1 << 26, iters=20, repeats=3):
     chain()
     out["chained_add_shape4_us_per_op"] = _best(chain, repeats) / 1000 * 1e6
     out.update(mlp_step_mx(repeats=repeats))
+    out.update(mlp_step_mx(repeats=repeats, compiled=True))
     return out
 
 
@@ -81,7 +82,8 @@ BATCH = 256
 STEPS = 50
 
 
-def mlp_step_mx(repeats=3):
+def mlp_step_mx(repeats=3, compiled=False):
+    """The eager (or, with `compiled`, mx.compile'd) training step's time, in ms."""
     import mx.core as mx
     import mx.nn as nn
     import mx.optimizers as optim
@@ -98,15 +100,24 @@ def mlp_step_mx(repeats=3):
 
     step = nn.value_and_grad(model, loss_fn)
 
+    def one_step(xb, yb):
+        loss, grads = step(model, xb, yb)
+        opt.update(model, grads)
+        return loss
+
+    if compiled:
+        from functools import partial
+        state = [model.state, opt.state]
+        one_step = partial(mx.compile, inputs=state, outputs=state)(one_step)
+
     def train():
         for _ in range(STEPS):
-            loss, grads = step(model, x, y)
-            opt.update(model, grads)
+            loss = one_step(x, y)
             mx.eval(model.parameters(), opt.state, loss)
     train()
     gpu.reset_counts()
     t = _best(train, repeats)
-    out = {"mlp_adam_step_ms": t / STEPS * 1e3}
+    out = {("mlp_adam_step_compiled_ms" if compiled else "mlp_adam_step_ms"): t / STEPS * 1e3}
     fb = gpu.fallback_counts()
     if fb:
         print("mlp step: primitives that ran on the CPU:", fb, file=sys.stderr)

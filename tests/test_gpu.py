@@ -703,3 +703,43 @@ def test_built_package_carries_the_shaders(tmp_path):
     assert sorted(p.name for p in carried.glob("*.metal")) == T.shader_files()
     assert (carried / "prelude" / "cuda.h").is_file()
     assert (tmp_path / "mx" / "backend" / "gpu" / "translate.py").is_file()
+
+
+def test_async_eval_runs_on_the_callers_default_device():
+    """A node built without a stream runs on the default device of the thread that called
+    async_eval (the worker thread's own default is the CPU)."""
+    from mx.core import devices
+    seen = []
+
+    def dispatch(node, prim, args):
+        seen.append((prim.name, devices.default_device(), devices.default_stream(devices.cpu)))
+        return None
+
+    class Available:
+        def is_available(self):
+            return True
+
+    prev = devices._backends.get(devices.DeviceType.gpu)
+    prev_default = devices.default_device()
+    try:
+        devices.register_backend(devices.DeviceType.gpu, Available())
+        _scheduler.set_dispatch(dispatch)
+        devices.set_default_device(mx.gpu)
+        y = mx.exp(mx.array([0.0, 1.0]))
+        mx.async_eval(y)
+        np.testing.assert_allclose(np.asarray(y), np.exp([0.0, 1.0]), rtol=1e-6)
+        assert seen[-1][:2] == ("exp", mx.gpu), seen
+        # and a `with mx.stream(...)` of the caller is in force in the worker too
+        s = mx.new_stream(mx.cpu)
+        with mx.stream(s):
+            z = mx.log(mx.array([1.0, 2.0]))
+            mx.async_eval(z)
+            np.testing.assert_allclose(np.asarray(z), np.log([1.0, 2.0]), rtol=1e-6)
+    finally:
+        devices.set_default_device(prev_default)
+        if prev is None:
+            devices._backends.pop(devices.DeviceType.gpu, None)
+        else:
+            devices.register_backend(devices.DeviceType.gpu, prev)
+        _restore_dispatch()
+    assert seen[-1] == ("log", mx.cpu, s), seen

@@ -291,9 +291,14 @@ cdef object _QUEUE = None
 
 
 def _worker_loop(q):
+    from mx.core import devices
     while True:
-        roots, fut = q.get()
+        roots, fut, device, streams = q.get()
         try:
+            # nodes built without a stream run on the default device of the thread that
+            # called async_eval, not on this thread's own default (the CPU)
+            devices._state.device = device
+            devices._state.streams = streams
             with LOCK, _Quiet():
                 _run(roots)
         except BaseException as e:  # handed to whoever reads the arrays
@@ -322,7 +327,8 @@ def async_eval_arrays(list roots):
             todo.append(r)
     if not todo:
         return
-    _QUEUE.put((todo, fut))
+    from mx.core import devices
+    _QUEUE.put((todo, fut, devices._state.device, dict(devices._state.streams)))
 
 
 def synchronize_all():
@@ -331,5 +337,6 @@ def synchronize_all():
     if _WORKER is None or not _WORKER.is_alive():
         return
     fut = _Pending()
-    _QUEUE.put(([], fut))
+    from mx.core import devices
+    _QUEUE.put(([], fut, devices._state.device, dict(devices._state.streams)))
     fut.result()

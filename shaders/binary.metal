@@ -16,6 +16,15 @@ template <typename T, typename U, typename Op>
     uint2 grid [[threads_per_grid]]) {
   size_t i = mx_linear_index(index, grid);
   size_t step = size_t(grid.x) * size_t(grid.y);
+  if (i + (MX_WORK - 1) * step < size) {
+    // all loads before any store (see unary_v)
+    T va[MX_WORK];
+    for (int k = 0; k < MX_WORK; ++k) va[k] = a[i + k * step];
+    T vb[MX_WORK];
+    for (int k = 0; k < MX_WORK; ++k) vb[k] = b[i + k * step];
+    for (int k = 0; k < MX_WORK; ++k) out[i + k * step] = CastTo<U>::run(Op()(va[k], vb[k]));
+    return;
+  }
   for (int k = 0; k < MX_WORK; ++k, i += step) {
     if (i >= size) return;
     out[i] = CastTo<U>::run(Op()(a[i], b[i]));
@@ -32,6 +41,14 @@ template <typename T, typename U, typename Op>
     uint2 grid [[threads_per_grid]]) {
   size_t i = mx_linear_index(index, grid);
   size_t step = size_t(grid.x) * size_t(grid.y);
+  if (i + (MX_WORK - 1) * step < size) {
+    // all loads before any store (see unary_v)
+    const T va0 = a[0];
+    T vb[MX_WORK];
+    for (int k = 0; k < MX_WORK; ++k) vb[k] = b[i + k * step];
+    for (int k = 0; k < MX_WORK; ++k) out[i + k * step] = CastTo<U>::run(Op()(va0, vb[k]));
+    return;
+  }
   for (int k = 0; k < MX_WORK; ++k, i += step) {
     if (i >= size) return;
     out[i] = CastTo<U>::run(Op()(a[0], b[i]));
@@ -48,6 +65,14 @@ template <typename T, typename U, typename Op>
     uint2 grid [[threads_per_grid]]) {
   size_t i = mx_linear_index(index, grid);
   size_t step = size_t(grid.x) * size_t(grid.y);
+  if (i + (MX_WORK - 1) * step < size) {
+    // all loads before any store (see unary_v)
+    T va[MX_WORK];
+    for (int k = 0; k < MX_WORK; ++k) va[k] = a[i + k * step];
+    const T vb0 = b[0];
+    for (int k = 0; k < MX_WORK; ++k) out[i + k * step] = CastTo<U>::run(Op()(va[k], vb0));
+    return;
+  }
   for (int k = 0; k < MX_WORK; ++k, i += step) {
     if (i >= size) return;
     out[i] = CastTo<U>::run(Op()(a[i], b[0]));

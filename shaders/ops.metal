@@ -100,6 +100,15 @@ struct Floor {
   template <typename T> T operator()(T x) const { return f(x, Tag<IsFloat<T>::value>()); }
 };
 
+struct Trunc {
+  template <typename T> T f(T x, Tag<1>) const {
+    typedef typename Acc<T>::type A;
+    return T(metal::trunc(A(x)));
+  }
+  template <typename T> T f(T x, Tag<0>) const { return x; }
+  template <typename T> T operator()(T x) const { return f(x, Tag<IsFloat<T>::value>()); }
+};
+
 struct Ceil {
   template <typename T> T f(T x, Tag<1>) const {
     typedef typename Acc<T>::type A;
@@ -179,6 +188,10 @@ struct LogicalAnd {
 
 struct LogicalOr {
   bool operator()(bool a, bool b) const { return a || b; }
+};
+
+struct LogicalXor {
+  bool operator()(bool a, bool b) const { return a != b; }
 };
 
 struct BitwiseAnd {
@@ -262,5 +275,63 @@ struct LogAddExp {
     if (d > A(0)) return T(a + mx_log1p(metal::exp(-d)));
     if (d <= A(0)) return T(b + mx_log1p(metal::exp(d)));
     return T(d);
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// parameterised (shaders/layout.metal's unary_pv / unary_pg): each has a Params struct,
+// passed as a constant, and is constructed from it
+// ---------------------------------------------------------------------------------------
+// round(x, decimals) as NumPy computes it: with mode 1 (decimals > 0) x is multiplied by
+// scale = 10^decimals, rounded half to even and divided by scale; with mode -1 (decimals < 0)
+// divided by scale = 10^-decimals, rounded and multiplied; with mode 0 only rounded. A is the
+// precision of each step (float for half and bfloat, double for integers); for floating T
+// each step's result is rounded to T, as NumPy's ufuncs round it (integers are computed
+// in double and converted once).
+template <typename A> struct RoundParams {
+  A scale;
+  int32_t mode;
+};
+
+template <typename A> struct Round {
+  typedef RoundParams<A> Params;
+  A scale;
+  int32_t mode;
+  Round(constant const Params& p) : scale(p.scale), mode(p.mode) {}
+  template <typename T> T f(T x, Tag<1>) const {
+    A v = A(x);
+    if (mode == 0) return T(metal::rint(v));
+    A y = A(T(mode > 0 ? v * scale : v / scale));
+    A r = metal::rint(y);
+    return T(mode > 0 ? r / scale : r * scale);
+  }
+  template <typename T> T f(T x, Tag<0>) const {
+    A v = A(x);
+    if (mode == 0) return x;
+    A r = metal::rint(mode > 0 ? v * scale : v / scale);
+    return CastTo<T>::run(mode > 0 ? r / scale : r * scale);
+  }
+  template <typename T> T operator()(T x) const { return f(x, Tag<IsFloat<T>::value>()); }
+};
+
+// NaN -> nan, +inf -> posinf, -inf -> neginf (the values already converted to T)
+template <typename T> struct NanToNumParams {
+  T nan;
+  T posinf;
+  T neginf;
+};
+
+template <typename T> struct NanToNum {
+  typedef NanToNumParams<T> Params;
+  T nan;
+  T posinf;
+  T neginf;
+  NanToNum(constant const Params& p) : nan(p.nan), posinf(p.posinf), neginf(p.neginf) {}
+  T operator()(T x) const {
+    typedef typename Acc<T>::type A;
+    A v = A(x);
+    if (metal::isnan(v)) return nan;
+    if (metal::isinf(v)) return v > A(0) ? posinf : neginf;
+    return x;
   }
 };

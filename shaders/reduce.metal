@@ -21,17 +21,31 @@ struct ReduceLayout {
   int64_t n_red;                     // elements reduced into each output
   int64_t parts;                     // threadgroups sharing one output
   int64_t div;                       // mean: divide the result by this; 0: no division
+  int64_t wide;                      // 1: one reduced dim of stride 1, and the input and
+                                     // every kept stride aligned to MX_WORK elements
 };
 
+// the identities of Max and Min in each accumulator type
 template <typename A> struct Limits {};
-template <> struct Limits<float> {
-  static float lowest() { return -INFINITY; }
-  static float highest() { return INFINITY; }
-};
-template <> struct Limits<int32_t> {
-  static int32_t lowest() { return int32_t(-2147483647 - 1); }
-  static int32_t highest() { return int32_t(2147483647); }
-};
+#define MX_LIMITS(A, LO, HI)                    \
+  template <> struct Limits<A> {                \
+    static A lowest() { return LO; }            \
+    static A highest() { return HI; }           \
+  };
+MX_LIMITS(bool, false, true)
+MX_LIMITS(uint8_t, uint8_t(0), uint8_t(255))
+MX_LIMITS(uint16_t, uint16_t(0), uint16_t(65535))
+MX_LIMITS(uint32_t, uint32_t(0), uint32_t(4294967295u))
+MX_LIMITS(uint64_t, uint64_t(0), uint64_t(18446744073709551615ull))
+MX_LIMITS(int8_t, int8_t(-128), int8_t(127))
+MX_LIMITS(int16_t, int16_t(-32768), int16_t(32767))
+MX_LIMITS(int32_t, int32_t(-2147483647 - 1), int32_t(2147483647))
+MX_LIMITS(int64_t, int64_t(-9223372036854775807ll - 1), int64_t(9223372036854775807ll))
+MX_LIMITS(float, -INFINITY, INFINITY)
+#if MX_DOUBLE
+MX_LIMITS(double, -double(INFINITY), double(INFINITY))
+#endif
+#undef MX_LIMITS
 
 template <typename A> struct Sum {
   static A init() { return A(0); }
@@ -59,9 +73,23 @@ template <typename A> struct Or {
   static A combine(A a, A b) { return a || b; }
 };
 
+// mean: a float sum is divided in its own type (the CPU divides the sum by n converted to
+// the sum's dtype); an integer sum (exact in int64) in the widest float the device has (the
+// CPU sums integers in float64 and divides there)
+#if MX_DOUBLE
+typedef double mx_mean_float;
+#else
+typedef float mx_mean_float;
+#endif
+template <typename U, typename A> U mx_divide_by(A acc, int64_t div, Tag<1>) {
+  return CastTo<U>::run(A(acc / A(div)));
+}
+template <typename U, typename A> U mx_divide_by(A acc, int64_t div, Tag<0>) {
+  return CastTo<U>::run(mx_mean_float(acc) / mx_mean_float(div));
+}
 template <typename U, typename A> U mx_reduce_finish(A acc, int64_t div) {
   if (div == 0) return CastTo<U>::run(acc);
-  return CastTo<U>::run(float(acc) / float(div));
+  return mx_divide_by<U, A>(acc, div, Tag<IsFloat<A>::value>());
 }
 
 template <typename T, typename A, typename U, typename Op>
@@ -89,10 +117,33 @@ template <typename T, typename A, typename U, typename Op>
   }
   size_t n_red = size_t(lay.n_red);
   size_t chunk = (n_red + parts - 1) / parts;
-  size_t start = p * chunk;
+  if (lay.wide) chunk = (chunk + MX_WORK - 1) / MX_WORK * MX_WORK;   // chunks stay aligned
+  size_t start = p * chunk < n_red ? p * chunk : n_red;
   size_t end = start + chunk < n_red ? start + chunk : n_red;
   A acc = Op::init();
-  if (lay.rdim == 1) {
+  if (lay.wide) {
+    // MX_WORK contiguous elements a load (128 bits for float), two loads in flight a thread
+    device const T* seg = in + base + int64_t(start);
+    size_t n_vec = (end - start) / MX_WORK;
+    A acc1 = Op::init();
+    size_t q = lid;
+    for (; q + MX_REDUCE_THREADS < n_vec; q += 2 * MX_REDUCE_THREADS) {
+      const MxVec<T> v0 = *((device const MxVec<T>*)(seg + q * MX_WORK));
+      const MxVec<T> v1 = *((device const MxVec<T>*)(seg + (q + MX_REDUCE_THREADS) * MX_WORK));
+      for (int w = 0; w < MX_WORK; ++w) {
+        acc = Op::combine(acc, CastTo<A>::run(v0.v[w]));
+        acc1 = Op::combine(acc1, CastTo<A>::run(v1.v[w]));
+      }
+    }
+    if (q < n_vec) {
+      const MxVec<T> v0 = *((device const MxVec<T>*)(seg + q * MX_WORK));
+      for (int w = 0; w < MX_WORK; ++w) acc = Op::combine(acc, CastTo<A>::run(v0.v[w]));
+    }
+    for (size_t r = start + n_vec * MX_WORK + lid; r < end; r += MX_REDUCE_THREADS) {
+      acc = Op::combine(acc, CastTo<A>::run(in[base + int64_t(r)]));
+    }
+    acc = Op::combine(acc, acc1);
+  } else if (lay.rdim == 1) {
     int64_t st = lay.rstrides[0];
     size_t r = start + lid;
     // four independent loads in flight a thread (and four accumulators): a long contiguous

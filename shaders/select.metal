@@ -15,6 +15,19 @@ template <typename T>
     uint2 grid [[threads_per_grid]]) {
   size_t i = mx_linear_index(index, grid);
   size_t step = size_t(grid.x) * size_t(grid.y);
+  if (i + (MX_WORK - 1) * step < size) {
+    // all loads before any store (see unary.metal's unary_v)
+    bool vc[MX_WORK];
+    T va[MX_WORK];
+    T vb[MX_WORK];
+    for (int k = 0; k < MX_WORK; ++k) {
+      vc[k] = cond[i + k * step];
+      va[k] = a[i + k * step];
+      vb[k] = b[i + k * step];
+    }
+    for (int k = 0; k < MX_WORK; ++k) out[i + k * step] = vc[k] ? va[k] : vb[k];
+    return;
+  }
   for (int k = 0; k < MX_WORK; ++k, i += step) {
     if (i >= size) return;
     out[i] = cond[i] ? a[i] : b[i];

@@ -15,6 +15,14 @@ template <typename T, typename U, typename Op>
     uint2 grid [[threads_per_grid]]) {
   size_t i = mx_linear_index(index, grid);
   size_t step = size_t(grid.x) * size_t(grid.y);
+  if (i + (MX_WORK - 1) * step < size) {
+    // all loads before any store: the compiler cannot tell that `out` does not alias `in`,
+    // so a load after a store would wait for it (one load in flight a thread)
+    T v[MX_WORK];
+    for (int k = 0; k < MX_WORK; ++k) v[k] = in[i + k * step];
+    for (int k = 0; k < MX_WORK; ++k) out[i + k * step] = CastTo<U>::run(Op()(v[k]));
+    return;
+  }
   for (int k = 0; k < MX_WORK; ++k, i += step) {
     if (i >= size) return;
     out[i] = CastTo<U>::run(Op()(in[i]));

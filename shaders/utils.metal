@@ -240,6 +240,11 @@ template <typename T> T mx_shift_right(T a, T b) {
 // load and store of a warp is coalesced): launch ceil(size / MX_WORK) threads.
 #define MX_WORK 4
 
+// MX_WORK consecutive elements as one aligned unit: a contiguous kernel whose arrays are
+// all aligned to it (the host checks) moves each thread's elements with one wide load or
+// store (128 bits for float) instead of MX_WORK narrow ones.
+template <typename T> struct alignas(MX_WORK * sizeof(T)) MxVec { T v[MX_WORK]; };
+
 // The 64-bit linear index of a thread in a 2-D grid (grids over 2^32 elements use y).
 inline size_t mx_linear_index(uint2 index, uint2 grid) {
   return size_t(index.x) + size_t(grid.x) * size_t(index.y);

@@ -80,9 +80,13 @@ def _literal_graph(t):
 
 
 def _sources(t):
-    """One source holding the kernels of _graphs(t) and the literal chain."""
+    """One source holding the kernels of _graphs(t) and the literal chain, each also in its
+    wide-load form."""
     gs = _graphs(t) + [_literal_graph(t)]
-    return "".join(msl.render_kernel(g) for g in gs), [msl.kernel_name(g) for g in gs]
+    src = "".join(msl.render_kernel(g) + msl.render_kernel(g, msl.vector_name(msl.kernel_name(g)),
+                                                            vector=True) for g in gs)
+    names = [msl.kernel_name(g) for g in gs]
+    return src, names + [msl.vector_name(n) for n in names]
 
 
 def _fusion_combinations():
@@ -135,13 +139,16 @@ def test_rendered_kernel_shape():
     assert "device half* out [[buffer(2)]]" in src
     assert "constant const size_t& size [[buffer(3)]]" in src
     assert "const float x1 = in1[0];" in src.split("for (")[0]      # scalars read once
-    assert "const float x0 = in0[i];" in src.split("for (")[1]
+    # a full thread loads every element before it stores any (no aliasing stalls)
+    full = src.split("if (i + (MX_WORK - 1) * step < size) {")[1].split("return;")[0]
+    assert full.index("v0[w] = in0[i + w * step];") < full.index("out[i + w * step] = t3;")
+    assert "const float x0 = in0[i + w * step];" in src.split("return;")[-1]   # the tail
     assert "CastTo<float>::run(Multiply()(x0, x1))" in src
     # a literal exponent of 2 or 3 becomes products (pow() would cost bandwidth)
     assert "((t0 * t0) * t0)" in src and "Power()" not in src
     assert "CastTo<bool>::run(Greater()(t1, x1))" in src
     assert "const half t3 = CastTo<half>::run(t2);" in src
-    assert "out[i] = t3;" in src and "MX_WORK" in src
+    assert src.count("out[i + w * step] = t3;") == 2
     assert msl.kernel_name(g) == msl.kernel_name(FusedGraph(*g))
     assert msl.kernel_name(g) != msl.kernel_name(g._replace(inputs=(Input("float32", False),) * 2))
     assert msl.render_kernel(g).count(msl.kernel_name(g)) == 1
@@ -509,6 +516,31 @@ def test_compiled_gelu_runs_one_fused_kernel_on_the_gpu(on_gpu):
 
 @gpu
 @needs_cc
+@pytest.mark.parametrize("dt", ["float32", "uint8", "int64", "bool"])
+def test_large_arrays_aligned_and_not(on_gpu, dt):
+    # above fused.WIDE_ABOVE elements an aligned launch takes the wide-load kernel; an
+    # offset view (x[1:]) the kernel for any alignment; a size not a multiple of MX_WORK
+    # ends in the tail loop
+    rng = np.random.default_rng(5)
+    n = 3 * (1 << 16) + 3
+    dtype = mx.bool_ if dt == "bool" else getattr(mx, dt)
+    x = mx.array(rng.standard_normal(n + 1) > 0 if dt == "bool" else
+                 (rng.standard_normal(n + 1) * 8).astype(_np_dtype(dt)), dtype=dtype)
+    c = mx.array(np.ones((), _np_dtype(dt)) if dt != "bool" else np.array(True), dtype=dtype)
+
+    def f(x, c):
+        if dt == "bool":
+            return mx.logical_and(x, c) != mx.logical_not(x)
+        y = x * c + x
+        return mx.maximum(y, y * 2) - c
+
+    for label, v in (("aligned", x[:n]), ("offset", x[1:]), ("whole", x)):
+        _close(_gpu(f, v, c), _cpu(f, v, c), rtol=2e-3, atol=2e-3)
+    assert _fused_runs(on_gpu) >= 3
+
+
+@gpu
+@needs_cc
 def test_chains_with_broadcasting_and_scalars(on_gpu):
     rng = np.random.default_rng(1)
     a = mx.array(rng.standard_normal((3, 1)).astype(np.float32))
@@ -584,11 +616,11 @@ def test_a_step_without_a_gpu_kernel_in_the_middle(on_gpu):
 
     def f(x):
         a = mx.exp(x * 0.5) + 1.0
-        b = mx.cumsum(a, axis=1)                 # CPU: waits for the fused kernel first
-        return mx.tanh(b * 0.01) * 2.0 - a, mx.sort(a, axis=0)
+        b = mx.hadamard_transform(a[:, :32])    # CPU: waits for the fused kernel first
+        return mx.tanh(b * 0.01) * 2.0 - a[:, :32], mx.sort(a, axis=0)
 
     _close(_gpu(f, x), _cpu(f, x))
-    assert on_gpu.fallbacks["cumsum"] >= 1
+    assert on_gpu.fallbacks["hadamard_transform"] >= 1
     assert _fused_runs(on_gpu) >= 2
 
 
@@ -604,11 +636,11 @@ def test_non_contiguous_leaves_and_round_in_a_group(on_gpu):
 
     _close(_gpu(f, x), _cpu(f, x))
 
-    def g(x):                                    # round has no GPU kernel: one by one
+    def g(x):                                    # round has no fused form: one by one
         return mx.round(x * 3.0 + 0.25) * 0.5 - 1.0
 
     _close(_gpu(g, x), _cpu(g, x))
-    assert on_gpu.fallbacks["round"] >= 1
+    assert on_gpu.gpu_runs["round"] >= 1 and not on_gpu.fallbacks["round"]
 
 
 @gpu

@@ -41,3 +41,20 @@ inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2 };
 inline void threadgroup_barrier(mem_flags) {}
 }  // namespace metal
+
+// the atomics of prelude/metal.h (declarations that parse; nothing runs here)
+#include <cstring>
+#define MX_ATOMIC64 0
+inline uint32_t mx_atomic_load32(uint32_t* p) { return *p; }
+inline bool mx_atomic_cas32(uint32_t* p, uint32_t& expected, uint32_t desired) {
+  if (*p != expected) { expected = *p; return false; }
+  *p = desired;
+  return true;
+}
+inline void mx_atomic_add_u32(uint32_t* p, uint32_t v) { *p += v; }
+inline void mx_atomic_add_f32(float* p, float v) { *p += v; }
+template <typename B, typename T> B mx_as_type(T x) {
+  B b;
+  std::memcpy(&b, &x, sizeof(B));
+  return b;
+}

@@ -107,3 +107,34 @@ __device__ inline bool isfinite(double x) { return ::fabs(x) < (double)INFINITY;
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2 };
 __device__ inline void threadgroup_barrier(mem_flags) { __syncthreads(); }
 }  // namespace metal
+
+// Atomics (shaders/scatter.metal builds every read-modify-write on these): 32-bit loads,
+// compare-and-swap and adds in every dialect; 64-bit ones where MX_ATOMIC64 (not Metal).
+// mx_atomic_cas*: store `desired` if *p holds `expected` and return true; else return false
+// with `expected` set to what *p holds.
+#define MX_ATOMIC64 1
+__device__ inline uint32_t mx_atomic_load32(uint32_t* p) { return *(volatile uint32_t*)p; }
+__device__ inline bool mx_atomic_cas32(uint32_t* p, uint32_t& expected, uint32_t desired) {
+  uint32_t seen = atomicCAS(p, expected, desired);
+  bool ok = seen == expected;
+  expected = seen;
+  return ok;
+}
+__device__ inline void mx_atomic_add_u32(uint32_t* p, uint32_t v) { atomicAdd(p, v); }
+// (flushes subnormal operands and results to zero: see ScatterAdd in scatter.metal)
+__device__ inline void mx_atomic_add_f32(float* p, float v) { atomicAdd(p, v); }
+__device__ inline uint64_t mx_atomic_load64(uint64_t* p) { return *(volatile uint64_t*)p; }
+__device__ inline bool mx_atomic_cas64(uint64_t* p, uint64_t& expected, uint64_t desired) {
+  uint64_t seen = atomicCAS(p, expected, desired);
+  bool ok = seen == expected;
+  expected = seen;
+  return ok;
+}
+__device__ inline void mx_atomic_add_u64(uint64_t* p, uint64_t v) { atomicAdd(p, v); }
+__device__ inline void mx_atomic_add_f64(double* p, double v) { atomicAdd(p, v); }
+// the bits of a value as another type of its size (Metal's as_type)
+template <typename B, typename T> __device__ inline B mx_as_type(T x) {
+  B b;
+  memcpy(&b, &x, sizeof(B));
+  return b;
+}

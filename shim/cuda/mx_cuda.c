@@ -98,6 +98,7 @@ static struct {
     CUresult (*CtxSynchronize)(void);
     CUresult (*MemAllocManaged)(CUdeviceptr *, size_t, unsigned);
     CUresult (*MemFree)(CUdeviceptr);
+    CUresult (*MemAlloc)(CUdeviceptr *, size_t);
     CUresult (*MemGetInfo)(size_t *, size_t *);
     CUresult (*MemAdvise)(CUdeviceptr, size_t, int, CUmemLocation);
     CUresult (*ModuleLoadData)(CUmodule *, const void *);
@@ -136,6 +137,7 @@ static struct {
     cublasStatus_t (*Create)(cublasHandle_t *);
     cublasStatus_t (*SetStream)(cublasHandle_t, CUstream);
     cublasStatus_t (*GetVersion)(cublasHandle_t, int *);
+    cublasStatus_t (*SetWorkspace)(cublasHandle_t, void *, size_t);   /* optional (CUDA 11.4+) */
     cublasStatus_t (*GemmStridedBatchedEx)(cublasHandle_t, int, int, int, int, int,
                                            const void *, const void *, int, int, long long,
                                            const void *, int, int, long long, const void *,
@@ -179,6 +181,7 @@ static int load_driver(void) {
     LOAD(h, cu, CtxSynchronize, "cuCtxSynchronize");
     LOAD(h, cu, MemAllocManaged, "cuMemAllocManaged");
     LOAD(h, cu, MemFree, "cuMemFree_v2");
+    LOAD(h, cu, MemAlloc, "cuMemAlloc_v2");
     LOAD(h, cu, MemGetInfo, "cuMemGetInfo_v2");
     LOAD(h, cu, ModuleLoadData, "cuModuleLoadData");
     LOAD(h, cu, ModuleGetFunction, "cuModuleGetFunction");
@@ -232,6 +235,7 @@ static int load_cublas(void) {
     LOAD(h, cublas, SetStream, "cublasSetStream_v2");
     LOAD(h, cublas, GetVersion, "cublasGetVersion_v2");
     LOAD(h, cublas, GemmStridedBatchedEx, "cublasGemmStridedBatchedEx");
+    *(void **)(&cublas.SetWorkspace) = dlsym(h, "cublasSetWorkspace_v2");
     return 0;
 }
 
@@ -262,6 +266,8 @@ struct mx_device {
     pthread_mutex_t lock;        /* kernel cache, cuBLAS handle */
     cublasHandle_t blas;
     int blas_tried;
+    CUstream blas_stream;        /* the stream the handle was last bound to */
+    CUdeviceptr blas_workspace;  /* cuBLAS's workspace, device memory (0: its default) */
     mx_stream *streams;          /* every stream made, for mx_device_synchronize */
 };
 
@@ -1145,6 +1151,10 @@ static void init_cublas(void) {
     else snprintf(cublas_error, sizeof cublas_error, "%s", err_buf);
 }
 
+/* cuBLAS's workspace: 32 MiB is what its documentation recommends for Hopper; without one
+   of our own it draws on a default pool. Device memory (not managed): only cuBLAS reads it. */
+#define BLAS_WORKSPACE ((size_t)32 << 20)
+
 int mx_gemm(mx_stream *s, const mx_gemm_desc *g) {
     if (!s || !g || !g->a || !g->b || !g->c) { set_error("mx_gemm: bad arguments"); return MX_INVALID; }
     pthread_once(&cublas_once, init_cublas);
@@ -1188,7 +1198,17 @@ int mx_gemm(mx_stream *s, const mx_gemm_desc *g) {
     const char *base_a = (const char *)(uintptr_t)(g->a->base + g->a_offset);
     const char *base_b = (const char *)(uintptr_t)(g->b->base + g->b_offset);
     char *base_c = (char *)(uintptr_t)(g->c->base + g->c_offset);
-    cublas.SetStream(d->blas, s->s);
+    if (d->blas_stream != s->s) {
+        /* rebinding costs a small gemm's time: only when the stream changes. It also resets
+           the workspace, so ours is set again. */
+        cublas.SetStream(d->blas, s->s);
+        d->blas_stream = s->s;
+        if (!d->blas_workspace && cublas.SetWorkspace &&
+            cu.MemAlloc(&d->blas_workspace, BLAS_WORKSPACE) != CUDA_SUCCESS)
+            d->blas_workspace = 0;
+        if (d->blas_workspace)
+            cublas.SetWorkspace(d->blas, (void *)(uintptr_t)d->blas_workspace, BLAS_WORKSPACE);
+    }
     cublasStatus_t st = cublas.GemmStridedBatchedEx(
         d->blas, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
         (int)g->n, (int)g->m, (int)g->k, alpha,

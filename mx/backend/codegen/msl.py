@@ -129,9 +129,19 @@ def kernel_name(graph: FusedGraph) -> str:
     return "mx_fused_" + hashlib.sha1(repr(tuple(graph)).encode()).hexdigest()[:16]
 
 
-def render_kernel(graph: FusedGraph, name: str | None = None) -> str:
+def vector_name(name: str) -> str:
+    """The name of the wide-load variant of kernel `name` (render_kernel(..., vector=True))."""
+    return name + "_v"
+
+
+def render_kernel(graph: FusedGraph, name: str | None = None, vector: bool = False) -> str:
     """The MSL source of `graph` as kernel `name` (kernel_name(graph) by default), with its
-    includes; raises Unsupported."""
+    includes; raises Unsupported.
+
+    The default kernel reads each thread's MX_WORK elements `threads` apart, from arrays of
+    any alignment. With `vector`, thread t owns elements [t * MX_WORK, (t + 1) * MX_WORK)
+    and moves them as one MxVec (shaders/utils.metal): every non-scalar input and the output
+    must be aligned to MX_WORK elements. Both launch ceil(size / MX_WORK) threads."""
     if name is None:
         name = kernel_name(graph)
     for d in [x.dtype for x in graph.inputs] + [nd.dtype for nd in graph.nodes]:
@@ -153,13 +163,7 @@ def render_kernel(graph: FusedGraph, name: str | None = None) -> str:
     for j, x in enumerate(graph.inputs):
         if x.scalar:
             lines.append(f"  const {CTYPES[x.dtype]} x{j} = in{j}[0];")
-    lines += ["  size_t i = mx_linear_index(index, grid);",
-              "  size_t step = size_t(grid.x) * size_t(grid.y);",
-              "  for (int k = 0; k < MX_WORK; ++k, i += step) {",
-              "    if (i >= size) return;"]
-    for j, x in enumerate(graph.inputs):
-        if not x.scalar:
-            lines.append(f"    const {CTYPES[x.dtype]} x{j} = in{j}[i];")
+    body = []                       # one element's ops, from x{j} to out[i]
 
     def name_of(ref):
         if ref[0] == "in":
@@ -172,11 +176,48 @@ def render_kernel(graph: FusedGraph, name: str | None = None) -> str:
         args = [name_of(r) for r in node.args]
         dts = [graph.arg_dtype(r) for r in node.args]
         expr = _small_power(node, args) or expression(node.op, args, dts, node.dtype, node.params)
-        lines.append(f"    const {CTYPES[node.dtype]} t{j} = {expr};")
-    lines.append(f"    out[i] = t{len(graph.nodes) - 1};")
+        body.append(f"    const {CTYPES[node.dtype]} t{j} = {expr};")
+    result = f"t{len(graph.nodes) - 1}"
+    arrays = [(j, CTYPES[x.dtype]) for j, x in enumerate(graph.inputs) if not x.scalar]
+    if vector:
+        U = CTYPES[graph.out_dtype]
+        lines += ["  size_t i = mx_linear_index(index, grid) * MX_WORK;",
+                  "  if (i + MX_WORK <= size) {"]
+        lines += [f"    const MxVec<{T}> v{j} = *((device const MxVec<{T}>*)(in{j} + i));"
+                  for j, T in arrays]
+        lines += [f"    MxVec<{U}> o;", "    for (int w = 0; w < MX_WORK; ++w) {"]
+        lines += [f"      const {T} x{j} = v{j}.v[w];" for j, T in arrays]
+        lines += ["  " + b for b in body]
+        lines += [f"      o.v[w] = {result};", "    }",
+                  f"    *((device MxVec<{U}>*)(out + i)) = o;", "    return;", "  }",
+                  "  for (int w = 0; w < MX_WORK; ++w) {",
+                  "    if (i + w >= size) return;"]
+        lines += [f"    const {T} x{j} = in{j}[i + w];" for j, T in arrays]
+        lines += body
+        lines += [f"    out[i + w] = {result};", "  }", "}"]
+        return "\n".join(lines) + "\n"
+    body.append(f"    out[i + w * step] = {result};")
+    lines += ["  size_t i = mx_linear_index(index, grid);",
+              "  size_t step = size_t(grid.x) * size_t(grid.y);",
+              # every element in range: all loads first (the compiler cannot tell that `out`
+              # aliases no input, so a load after a store would wait for the store)
+              "  if (i + (MX_WORK - 1) * step < size) {"]
+    for j, T in arrays:
+        lines.append(f"    {T} v{j}[MX_WORK];")
+    lines.append("    for (int w = 0; w < MX_WORK; ++w) {")
+    lines += [f"      v{j}[w] = in{j}[i + w * step];" for j, _ in arrays]
+    lines.append("    }")
+    lines.append("    for (int w = 0; w < MX_WORK; ++w) {")
+    lines += [f"      const {T} x{j} = v{j}[w];" for j, T in arrays]
+    lines += ["  " + b for b in body]
+    lines += ["    }", "    return;", "  }",
+              "  for (int w = 0; w < MX_WORK; ++w) {",
+              "    if (i + w * step >= size) return;"]
+    lines += [f"    const {T} x{j} = in{j}[i + w * step];" for j, T in arrays]
+    lines += body
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["CTYPES", "Unsupported", "expression", "kernel_name", "literal", "render_kernel",
-           "supports"]
+           "supports", "vector_name"]

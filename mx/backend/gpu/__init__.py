@@ -100,6 +100,16 @@ def handlers():
     out.update(copies.handlers())
     out.update(indexing.handlers())
     out.update(rows.handlers())
+    from mx.backend.gpu import scatter, stats
+    out.update(scatter.handlers())
+    out.update(stats.handlers())
+    from mx.backend.gpu import scan, sort
+    out.update(scan.handlers())
+    out.update(sort.handlers())
+    from mx.backend.gpu import fast
+    out.update(fast.handlers())
+    from mx.backend.gpu import layout
+    out.update(layout.handlers())
     return out
 
 

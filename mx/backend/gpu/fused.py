@@ -31,11 +31,13 @@ _lock = threading.Lock()
 _warned = [False]
 _FAST_MAX_ARRAYS = 8            # buffers the backend's C launcher takes (_launch.pyx)
 _NOT_UNIFIED = -5               # MX_NOT_UNIFIED: an array outside the shim's memory
+WIDE_ABOVE = 1 << 16            # elements from which a launch checks for the wide-load kernel
 
 
 def compiled_kernel(gpu, graph):
-    """The shim's kernel handle for `graph` (compiled on first use), or None when the
-    graph cannot be rendered or compiled (or is float64 on Metal, which has no double)."""
+    """The shim's kernel handles (any alignment, wide loads) for `graph`, compiled on first
+    use into one library, or None when the graph cannot be rendered or compiled (or is
+    float64 on Metal, which has no double)."""
     key = (id(gpu.shim), graph)
     k = _kernels.get(key, _MISSING)
     if k is not _MISSING:
@@ -48,15 +50,20 @@ def compiled_kernel(gpu, graph):
         metal = getattr(gpu, "kind", "cuda") == "metal"
         try:
             name = msl.kernel_name(graph)
+            vname = msl.vector_name(name)
             text = msl.render_kernel(graph, name)
+            # the second kernel's includes are already there
+            vtext = msl.render_kernel(graph, vname, vector=True).split("using namespace metal;", 1)[1]
             if metal and "float64" in [x.dtype for x in graph.inputs] + [n.dtype for n in graph.nodes]:
                 raise Unsupported("float64 on Metal")
+            text = text + vtext
             source = translate.metal_source_text(text) if metal else translate.cuda_source_text(text)
         except Unsupported:
             pass
         if source is not None:
             try:
-                k = gpu.shim.kernel(gpu.shim.library(source, [name]), name)
+                lib = gpu.shim.library(source, [name, vname])
+                k = (gpu.shim.kernel(lib, name), gpu.shim.kernel(lib, vname))
             except Exception as e:   # a bug in the renderer: the ops run one by one
                 if not _warned[0]:
                     _warned[0] = True
@@ -74,8 +81,9 @@ class Launch:
     layout of the contiguous elementwise kernels, which the fused kernel shares) is used
     when the backend has one; otherwise mx_dispatch through cffi."""
 
-    def __init__(self, gpu, kernel, graph, out_shape, n, np_dtype):
+    def __init__(self, gpu, kernels, graph, out_shape, n, np_dtype):
         ffi = gpu.ffi
+        kernel, vkernel = kernels
         self.kernel = kernel
         self.name = msl.kernel_name(graph)
         self.shape = out_shape
@@ -85,6 +93,8 @@ class Launch:
         self.n_in = len(graph.inputs)
         self.fast = getattr(gpu, "fast", None) if self.n_in + 1 <= _FAST_MAX_ARRAYS else None
         self.kernel_addr = int(ffi.cast("uintptr_t", kernel))
+        # wide loads pay off on large arrays only (the alignment check costs a small launch)
+        self.vector_addr = int(ffi.cast("uintptr_t", vkernel)) if n >= WIDE_ABOVE else 0
         self.nargs = self.n_in + 2
         self.args = ffi.new("mx_arg[]", self.nargs)
         self.size = ffi.from_buffer(_U64.pack(n))
@@ -117,13 +127,17 @@ class Launch:
         s = gpu.stream_for(stream)
         if self.fast is not None:
             saddr = int(gpu.ffi.cast("uintptr_t", s))
-            rc = self.fast.elementwise(self.kernel_addr, saddr, self.n, E.WORK, (*inputs, out))
+            kaddr = self.kernel_addr
+            if self.vector_addr and self._aligned(inputs, out):
+                kaddr = self.vector_addr
+            rc = self.fast.elementwise(kaddr, saddr, self.n, E.WORK, (*inputs, out))
             if rc == 0:
                 _queued(gpu, inputs)
                 return out
             if rc != _NOT_UNIFIED:
                 gpu.shim.check(rc, self.name)
-        # through cffi, staging inputs that are outside unified memory
+        # through cffi (the kernel for any alignment), staging inputs that are outside
+        # unified memory
         cargs = self.args
         held = []
         for j, a in enumerate(inputs):
@@ -141,6 +155,17 @@ class Launch:
                                            self.nargs, 0), self.name)
         _queued(gpu, held)
         return out
+
+    def _aligned(self, inputs, out):
+        """Whether every non-scalar input and the output start on a boundary of MX_WORK of
+        their elements (MxVec's alignment; each thread's chunk then is aligned too)."""
+        w = E.WORK
+        if out.__array_interface__["data"][0] % (out.itemsize * w):
+            return False
+        for j, a in enumerate(inputs):
+            if not self.scalars[j] and a.__array_interface__["data"][0] % (a.itemsize * w):
+                return False
+        return True
 
 
 def _queued(gpu, arrays):

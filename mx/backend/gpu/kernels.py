@@ -36,6 +36,7 @@ UNARY = {
     "square": ("Square", REAL),
     "floor": ("Floor", REAL),
     "ceil": ("Ceil", REAL),
+    "trunc": ("Trunc", REAL),
     "exp": ("Exp", FLOATS), "expm1": ("Expm1", FLOATS), "log": ("Log", FLOATS),
     "log2": ("Log2", FLOATS), "log10": ("Log10", FLOATS), "log1p": ("Log1p", FLOATS),
     "sqrt": ("Sqrt", FLOATS), "rsqrt": ("Rsqrt", FLOATS), "reciprocal": ("Reciprocal", FLOATS),
@@ -65,26 +66,34 @@ BINARY = {
     "less_equal": ("LessEqual", REAL), "greater": ("Greater", REAL),
     "greater_equal": ("GreaterEqual", REAL),
     "logical_and": ("LogicalAnd", BOOL), "logical_or": ("LogicalOr", BOOL),
+    "logical_xor": ("LogicalXor", BOOL),
     "bitwise_and": ("BitwiseAnd", BOOL + INTS), "bitwise_or": ("BitwiseOr", BOOL + INTS),
     "bitwise_xor": ("BitwiseXor", BOOL + INTS),
     "left_shift": ("LeftShift", INTS), "right_shift": ("RightShift", INTS),
 }
 BINARY_BOOL_OUT = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
-                   "logical_and", "logical_or"}
+                   "logical_and", "logical_or", "logical_xor"}
 
 # reductions (shaders/reduce.metal): primitive -> (accumulating op, {input dtype:
-# (accumulator dtype, output dtype)}); mean is Sum divided by the count
-_SUMS = {"float32": ("float32", "float32"), "float16": ("float32", "float16"),
-         "bfloat16": ("float32", "bfloat16"), "int32": ("int32", "int32"),
-         "bool": ("int32", "int32")}
-_EXTREMA = {"float32": ("float32", "float32"), "float16": ("float32", "float16"),
-            "bfloat16": ("float32", "bfloat16"), "int32": ("int32", "int32")}
-_TRUTH = {t: ("bool", "bool") for t in ("bool", "int32", "float16", "bfloat16", "float32")}
+# (accumulator dtype, output dtype)}), the CPU kernels' dtypes (mx/core/ops/reduction.py):
+# sum/prod of bool, int8, int16 in int32, of uint8, uint16 in uint32, of float16/bfloat16 in
+# float32; max/min keep the dtype; mean is Sum divided by the count (integers: an exact int64
+# sum divided in float64 -- int64/uint64 summed in float64, as on the CPU -- to float32)
+_HALVES = {"float16": ("float32", "float16"), "bfloat16": ("float32", "bfloat16")}
+_SUMS = {"bool": ("int32", "int32"), "int8": ("int32", "int32"), "int16": ("int32", "int32"),
+         "uint8": ("uint32", "uint32"), "uint16": ("uint32", "uint32"),
+         **{t: (t, t) for t in ("int32", "int64", "uint32", "uint64", "float32", "float64")},
+         **_HALVES}
+_EXTREMA = {**{t: (t, t) for t in REAL if t not in _HALVES}, **_HALVES}
+_TRUTH = {t: ("bool", "bool") for t in REAL}
+_MEANS = {**{t: ("int64", "float32") for t in ("bool", "int8", "int16", "int32", "uint8",
+                                               "uint16", "uint32")},
+          "int64": ("float64", "float32"), "uint64": ("float64", "float32"),
+          "float32": ("float32", "float32"), "float64": ("float64", "float64"), **_HALVES}
 REDUCE = {
     "sum": ("Sum", _SUMS), "prod": ("Prod", _SUMS),
     "max": ("Max", _EXTREMA), "min": ("Min", _EXTREMA),
-    "mean": ("Sum", {"float32": ("float32", "float32"), "float16": ("float32", "float16"),
-                     "bfloat16": ("float32", "bfloat16"), "int32": ("int64", "float32")}),
+    "mean": ("Sum", _MEANS),
     "all": ("And", _TRUTH), "any": ("Or", _TRUTH),
 }
 
@@ -93,6 +102,30 @@ INDEX_TYPES = ("int32", "int64", "uint32")
 # softmax / logsumexp: input dtype -> (computation dtype, output dtype)
 ROWS = {"float16": ("float32", "float16"), "bfloat16": ("float32", "bfloat16"),
         "float32": ("float32", "float32"), "float64": ("float64", "float64")}
+# accumulating scatters (shaders/scatter.metal, scatter.py): scatter_<name> -> (accumulation,
+# element dtypes). Integer and bool division runs in float64 (as the CPU kernel divides).
+SCATTER = {
+    "add": ("ScatterAdd", REAL),
+    "subtract": ("ScatterSubtract", INTS + FLOATS),
+    "multiply": ("ScatterOp<Multiply>", REAL),
+    "divide": ("ScatterOp<Divide>", FLOATS),
+    "maximum": ("ScatterOp<Maximum>", REAL),
+    "minimum": ("ScatterOp<Minimum>", REAL),
+}
+# element types whose atomics need 64-bit compare-and-swap, which Metal lacks: the scatter
+# groups hold them only for CUDA's types (those with float64; Metal's groups are those of
+# METAL_TYPES)
+ATOMIC64 = ("int64", "uint64", "float64")
+
+
+def scatter_instance(t: str, i: str, name: str) -> str:
+    """e.g. ``scatter_acc<half, int32_t, ScatterOp<Maximum> >``."""
+    return f"scatter_acc<{CTYPES[t]}, {CTYPES[i]}, {SCATTER[name][0]} >"
+# mx.fast (shaders/norm.metal, fast.py): target types cross_entropy reads as they are, and
+# (computation, mask) type pairs of attention's softmax (bool: no mask, causal or boolean)
+FAST_TARGETS = ("int32", "int64")
+SDPA_MASKS = (("float32", "bool"), ("float32", "float16"), ("float32", "bfloat16"),
+              ("float32", "float32"), ("float64", "bool"), ("float64", "float64"))
 
 UNARY_VARIANTS = ("unary_v", "unary_g")
 BINARY_VARIANTS = ("binary_vv", "binary_sv", "binary_vs", "binary_g")
@@ -114,7 +147,7 @@ def reduce_instances(name, types=REAL):
     op, table = REDUCE[name]
     out = []
     for t, (a, u) in table.items():
-        if t not in types:
+        if t not in types or a not in types or u not in types:
             continue
         for inst in (reduce_instance(t, a, u, op), reduce_instance(t, a, a, op),
                      reduce_instance(a, a, u, op)):
@@ -136,6 +169,51 @@ def unary_out(name, t):
 
 def binary_out(name, t):
     return "bool" if name in BINARY_BOOL_OUT else t
+
+
+# shaders/layout.metal (layout.py, and elementwise.py's round and nan_to_num). round: input
+# dtype -> the precision of its steps (integers reach the kernel only for decimals < 0 and
+# are computed in double as NumPy does, so Metal has no kernel for them); nan_to_num: the
+# dtypes the CPU kernel changes (NumPy leaves bfloat16, not one of its inexact types, as
+# it is); trace (sum_axis) and vecdot (dot_axis): input dtype -> (accumulator, output),
+# integers accumulating in uint64 (wrapping, then truncated: the same as wrapping in the
+# output type)
+ROUND_ACC = dict([(t, "float64") for t in INTS] + [("float16", "float32"),
+                                                  ("bfloat16", "float32"),
+                                                  ("float32", "float32"), ("float64", "float64")])
+NAN_TO_NUM_TYPES = ("float16", "float32", "float64")
+AXIS_SUMS = dict([(t, ("uint64", "int32")) for t in ("bool", "int8", "int16", "int32")]
+                 + [(t, ("uint64", "uint32")) for t in ("uint8", "uint16", "uint32")]
+                 + [("int64", ("uint64", "int64")), ("uint64", ("uint64", "uint64"))]
+                 + [(t, ROWS[t][:1] + (t,)) for t in FLOATS])
+
+
+def param_instance(kernel, t, op):
+    """A parameterised elementwise instance, e.g. ``unary_pv<half, half, Round<float> >``."""
+    return f"{kernel}<{CTYPES[t]}, {CTYPES[t]}, {op} >"
+
+
+def layout_groups(types=REAL):
+    """The compile groups of shaders/layout.metal."""
+    f = "layout.metal"
+    pv = ("unary_pv", "unary_pg")
+    out = {
+        ("layout", "round"): (f, [param_instance(k, t, f"Round<{CTYPES[a]}>")
+                                  for t, a in ROUND_ACC.items() if t in types and a in types
+                                  for k in pv]),
+        ("layout", "nan_to_num"): (f, [param_instance(k, t, f"NanToNum<{CTYPES[t]}>")
+                                       for t in NAN_TO_NUM_TYPES if t in types for k in pv]),
+        ("layout", "band"): (f, [typed("band", t) for t in types]),
+        ("layout", "roll"): (f, [typed("roll_g", t) for t in types]),
+        # linspace computes in float32 unless the output is float64 (the CPU kernel's rule)
+        ("layout", "linspace"): (f, [typed("linspace", t, "float64" if t == "float64"
+                                           else "float32") for t in types]),
+        ("layout", "window"): (f, [typed("window", "float32")] if "float32" in types else []),
+    }
+    for k in ("sum_axis", "dot_axis"):
+        out[("layout", k)] = (f, [typed(k, t, *AXIS_SUMS[t]) for t in AXIS_SUMS
+                                  if t in types and AXIS_SUMS[t][0] in types])
+    return {key: v for key, v in out.items() if v[1]}
 
 
 def groups(types=REAL):
@@ -174,14 +252,38 @@ def groups(types=REAL):
     for k in ("take_axis", "take_along", "put_along"):
         out[("gather", k)] = ("gather.metal",
                               [typed(k, t, i) for t in types for i in INDEX_TYPES])
+    wide = "float64" in types           # CUDA: 64-bit atomics too
+    for name, (_, dts) in SCATTER.items():
+        out[("scatter", name)] = ("scatter.metal",
+                                  [scatter_instance(t, i, name) for t in dts if t in types
+                                   and (wide or t not in ATOMIC64) for i in INDEX_TYPES])
+    fast = [t for t in ROWS if t in types and ROWS[t][0] in types]
+    for name, kernel in (("rms_norm", "rms_norm_rows"), ("layer_norm", "layer_norm_rows"),
+                         ("rope", "rope_pairs")):
+        out[("fast", name)] = ("norm.metal", [typed(kernel, t, ROWS[t][0]) for t in fast])
+    out[("fast", "cross_entropy")] = ("norm.metal", [typed("cross_entropy_rows", t, ROWS[t][0], i)
+                                                     for t in fast for i in FAST_TARGETS])
+    out[("fast", "sdpa")] = ("norm.metal", [typed("sdpa_softmax_rows", a, m) for a, m in SDPA_MASKS
+                                            if a in types and m in types])
+    from mx.backend.gpu import scan, sort     # scans and sorts keep their tables there
+    out.update(scan.groups(types))
+    out.update(sort.groups(types))
+    out.update(layout_groups(types))
     return out
 
 
-_GROUPS = groups()
+_GROUPS = {}                    # groups(), built on first use (scan and sort import this module)
+
+
+def all_groups():
+    """groups() over every dtype (cached)."""
+    if not _GROUPS:
+        _GROUPS.update(groups())
+    return _GROUPS
 
 
 def group_of(kind: str, name: str):
-    return _GROUPS.get((kind, name))
+    return all_groups().get((kind, name))
 
 
 class KernelCache:
@@ -209,7 +311,7 @@ class KernelCache:
         return k
 
     def compile_group(self, kind, name):
-        fname, insts = _GROUPS[(kind, name)]
+        fname, insts = all_groups()[(kind, name)]
         # (groups may share instances, e.g. sum and mean: check them all)
         if all(inst in self._kernels for inst in insts):
             return
@@ -223,8 +325,8 @@ class KernelCache:
         """Compile the groups `keys` (all when None) in parallel threads (NVRTC runs
         concurrently; the shim releases the GIL while it compiles)."""
         from concurrent.futures import ThreadPoolExecutor
-        keys = list(_GROUPS) if keys is None else list(keys)
-        for fname in {_GROUPS[k][0] for k in keys}:
+        keys = list(all_groups()) if keys is None else list(keys)
+        for fname in {all_groups()[k][0] for k in keys}:
             self.source(fname)
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(lambda k: self.compile_group(*k), keys))

@@ -14,21 +14,22 @@ import numpy as np
 from mx.backend.gpu import backend as B
 from mx.backend.gpu import kernels as K
 from mx.backend.gpu.elementwise import MAX_DIMS, NAMES, _element_strides, collapse
+from mx.backend.gpu.elementwise import WORK as E_WORK
 
 TG = B.THREADGROUP          # MX_REDUCE_THREADS in shaders/reduce.metal
 # a second pass pays off above this many elements an output
 SPLIT_ABOVE = TG * 16
 # enough threadgroups in the first pass to fill a large GPU
 TARGET_GROUPS = 2048
-_NP = {"float32": np.dtype(np.float32), "int32": np.dtype(np.int32),
-       "int64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
+# dtype name -> NumPy dtype (of partials in the accumulator's dtype)
+_NP = {name: dt for dt, name in NAMES.items()}
 # what a reduction over no elements gives
 EMPTY = {"sum": 0, "prod": 1, "mean": np.nan, "all": True, "any": False}
 
 
-def _layout(kshape, kstrides, rshape, rstrides, n_out, n_red, parts, div):
+def _layout(kshape, kstrides, rshape, rstrides, n_out, n_red, parts, div, wide=0):
     """The ReduceLayout constant of shaders/reduce.metal."""
-    buf = np.zeros(2 + 4 * MAX_DIMS + 4, np.int64)
+    buf = np.zeros(2 + 4 * MAX_DIMS + 5, np.int64)
     buf[0] = len(kshape)
     buf[1:1 + len(kshape)] = kshape
     buf[1 + MAX_DIMS:1 + MAX_DIMS + len(kstrides)] = kstrides
@@ -36,8 +37,17 @@ def _layout(kshape, kstrides, rshape, rstrides, n_out, n_red, parts, div):
     buf[r0] = len(rshape)
     buf[r0 + 1:r0 + 1 + len(rshape)] = rshape
     buf[r0 + 1 + MAX_DIMS:r0 + 1 + MAX_DIMS + len(rstrides)] = rstrides
-    buf[-4:] = (n_out, n_red, parts, div)
+    buf[-5:] = (n_out, n_red, parts, div, wide)
     return buf.tobytes()
+
+
+def _wide(x, kstrides, rshape, rstrides):
+    """Whether the kernel may read x's reduced elements MX_WORK at a time (MxVec loads):
+    one contiguous reduced run, the data and every output's first element aligned."""
+    w = E_WORK
+    return (len(rshape) == 1 and rstrides[0] == 1 and rshape[0] >= 4 * w
+            and x.__array_interface__["data"][0] % (x.itemsize * w) == 0
+            and all(s % w == 0 for s in kstrides))
 
 
 def _parts(n_out, n_red):
@@ -47,16 +57,24 @@ def _parts(n_out, n_red):
     return int(min(-(-n_red // SPLIT_ABOVE), max(1, TARGET_GROUPS // n_out)))
 
 
-def run_reduce(gpu, name, x, axes, out_dtype, shape, stream):
+def run_reduce(gpu, name, x, axes, out_dtype, shape, stream, types=None, div=None):
     """Queue the reduction `name` of x over `axes` into a new array of `shape` and
-    out_dtype; returns it, or None when this layout or dtype is not handled."""
+    out_dtype; returns it, or None when this layout or dtype is not handled. `types` (the
+    accumulator and output dtype names) and `div` (divide the result by it; 0: not at all)
+    override the table's and mean's for callers composing reductions (stats.py): the group
+    of `name` must hold that instance."""
     op, table = K.REDUCE[name]
     t = NAMES.get(x.dtype)
-    if t not in table:
+    if types is not None:
+        a, u = types
+    elif t not in table:
         return None
-    a, u = table[t]
+    else:
+        a, u = table[t]
     if NAMES.get(np.dtype(out_dtype)) != u:
         return None
+    if gpu.kind == "metal" and "float64" in (t, a, u):
+        return None                     # Metal has no double (accumulators included)
     src = gpu.operand(x)        # (a staged copy has its own strides: take them after)
     if src is None:
         return None
@@ -82,12 +100,14 @@ def run_reduce(gpu, name, x, axes, out_dtype, shape, stream):
     if n_red == 0:              # a fresh buffer no kernel touches
         out.fill(EMPTY[name])
         return out
-    div = n_red if name == "mean" else 0
+    if div is None:
+        div = n_red if name == "mean" else 0
     parts = _parts(n_out, n_red)
+    wide = int(_wide(x, kst, rs, rst))
     if parts == 1:
         gpu.launch("reduce", name, K.reduce_instance(t, a, u, op), n_out * TG, stream,
                    [(xbuf, xoff), (obuf, ooff)],
-                   [_layout(ks, kst, rs, rst, n_out, n_red, 1, div)])
+                   [_layout(ks, kst, rs, rst, n_out, n_red, 1, div, wide)])
         gpu.keep(x)
         return out
     made = gpu.output((n_out * parts,), _NP[a])
@@ -96,7 +116,7 @@ def run_reduce(gpu, name, x, axes, out_dtype, shape, stream):
     tmp, tbuf, toff = made
     gpu.launch("reduce", name, K.reduce_instance(t, a, a, op), n_out * parts * TG, stream,
                [(xbuf, xoff), (tbuf, toff)],
-               [_layout(ks, kst, rs, rst, n_out, n_red, parts, 0)])
+               [_layout(ks, kst, rs, rst, n_out, n_red, parts, 0, wide)])
     gpu.launch("reduce", name, K.reduce_instance(a, a, u, op), n_out * TG, stream,
                [(tbuf, toff), (obuf, ooff)],
                [_layout([n_out], [parts], [parts], [1], n_out, parts, 1, div)])

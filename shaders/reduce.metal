@@ -122,27 +122,31 @@ template <typename T, typename A, typename U, typename Op>
   size_t end = start + chunk < n_red ? start + chunk : n_red;
   A acc = Op::init();
   if (lay.wide) {
-    // MX_WORK contiguous elements a load (128 bits for float), two loads in flight a thread
+    // MX_WORK contiguous elements a load (128 bits for float), four loads in flight a thread
     device const T* seg = in + base + int64_t(start);
     size_t n_vec = (end - start) / MX_WORK;
-    A acc1 = Op::init();
+    A acc1 = Op::init(), acc2 = Op::init(), acc3 = Op::init();
     size_t q = lid;
-    for (; q + MX_REDUCE_THREADS < n_vec; q += 2 * MX_REDUCE_THREADS) {
+    for (; q + 3 * MX_REDUCE_THREADS < n_vec; q += 4 * MX_REDUCE_THREADS) {
       const MxVec<T> v0 = *((device const MxVec<T>*)(seg + q * MX_WORK));
       const MxVec<T> v1 = *((device const MxVec<T>*)(seg + (q + MX_REDUCE_THREADS) * MX_WORK));
+      const MxVec<T> v2 = *((device const MxVec<T>*)(seg + (q + 2 * MX_REDUCE_THREADS) * MX_WORK));
+      const MxVec<T> v3 = *((device const MxVec<T>*)(seg + (q + 3 * MX_REDUCE_THREADS) * MX_WORK));
       for (int w = 0; w < MX_WORK; ++w) {
         acc = Op::combine(acc, CastTo<A>::run(v0.v[w]));
         acc1 = Op::combine(acc1, CastTo<A>::run(v1.v[w]));
+        acc2 = Op::combine(acc2, CastTo<A>::run(v2.v[w]));
+        acc3 = Op::combine(acc3, CastTo<A>::run(v3.v[w]));
       }
     }
-    if (q < n_vec) {
+    for (; q < n_vec; q += MX_REDUCE_THREADS) {
       const MxVec<T> v0 = *((device const MxVec<T>*)(seg + q * MX_WORK));
       for (int w = 0; w < MX_WORK; ++w) acc = Op::combine(acc, CastTo<A>::run(v0.v[w]));
     }
     for (size_t r = start + n_vec * MX_WORK + lid; r < end; r += MX_REDUCE_THREADS) {
       acc = Op::combine(acc, CastTo<A>::run(in[base + int64_t(r)]));
     }
-    acc = Op::combine(acc, acc1);
+    acc = Op::combine(Op::combine(acc, acc1), Op::combine(acc2, acc3));
   } else if (lay.rdim == 1) {
     int64_t st = lay.rstrides[0];
     size_t r = start + lid;

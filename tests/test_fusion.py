@@ -216,11 +216,19 @@ def test_disable_fusion_environment_variable(monkeypatch):
     assert fusion.enabled()
 
 
-def test_float16_groups_are_left_to_numpy():
-    x = mx.array(np.linspace(-1, 1, 5, dtype=np.float16))
+@pytest.mark.parametrize("dt", [mx.float16, mx.bfloat16])
+def test_half_groups_fuse_for_the_gpu_and_run_step_by_step_on_the_cpu(dt):
+    # the C renderer has no half types: the group is one fused step (a GPU kernel renders
+    # it), and on the CPU that step runs its members' kernels, bit for bit as uncompiled
+    x = mx.array(np.linspace(-1, 1, 5, dtype=np.float32)).astype(dt)
     cf = mx.compile(lambda x: mx.exp(x) * 2 + 1)
-    np.testing.assert_array_equal(np.asarray(cf(x)), np.asarray(mx.exp(x) * 2 + 1))
-    assert not fused_steps(program(cf))
+    got, want = cf(x), mx.exp(x) * 2 + 1
+    assert got.dtype == dt
+    np.testing.assert_array_equal(np.asarray(got.astype(mx.float32)),
+                                  np.asarray(want.astype(mx.float32)))
+    steps = fused_steps(program(cf))
+    assert len(steps) == 1
+    assert all(spec is None for spec in steps[0].kernel.specs.values())
 
 
 # ---------------------------------------------------------------------------------------

@@ -155,8 +155,8 @@ def test_scans_match_cpu(warm, name, dt):
 
 @pytest.mark.parametrize("name", SCANS)
 def test_scan_long_rows(warm, name):
-    """Rows of 100000 (many tiles of the threadgroup kernel), rows along a strided axis,
-    and many short rows (one thread a row)."""
+    """Rows of 100000 and 20000 (split into blocks, a threadgroup each), rows along a
+    strided axis, and many short rows (one thread a row)."""
     rng = np.random.default_rng(7)
     for dt in ("float32", "int32", "float16", "int8"):
         if name == "cumprod" and dt in FLOATS:
@@ -184,7 +184,8 @@ def test_scan_long_rows(warm, name):
             else:
                 check(fn, x, dtype=dt, exact=True, what=what, native=[name])
     for shape, axis in [((3, 5000), 0), ((3, 5000), 1), ((5000, 3), 0), ((10000, 40), 1),
-                        ((40, 10000), 0), ((9000, 300), 1)]:
+                        ((40, 10000), 0), ((9000, 300), 1), ((3, 20000), 1), ((20000, 3), 0),
+                        ((600, 9000), 1)]:
         dt = "int32" if name != "logcumsumexp" else "float32"
         x = arr(scan_input(name, dt, shape, rng))
         for reverse, inclusive in ((False, True), (True, False)):
@@ -216,13 +217,14 @@ def test_scan_special_values(warm):
             for reverse, inclusive in itertools.product((False, True), (True, False)):
                 check(scan_fn("logcumsumexp", axis, reverse, inclusive), x, dtype=dt,
                       what=f"logcumsumexp {dt} axis={axis}", native=["logcumsumexp"])
-    # NaN in a long row: everything after it is NaN (max/min), in both kernels
-    long = np.arange(5000, dtype=np.float32)
-    long[1234] = nan
-    for name in ("cummax", "cummin", "cumsum"):
-        for reverse in (False, True):
-            check(scan_fn(name, 0, reverse, True), arr(long), exact=True, native=[name],
-                  what=f"{name} NaN in a long row reverse={reverse}")
+    # NaN in a long row: everything after it is NaN, in one threadgroup and in blocks
+    for size in (5000, 50000):
+        long = np.arange(size, dtype=np.float32)
+        long[1234] = nan
+        for name in ("cummax", "cummin", "cumsum"):
+            for reverse in (False, True):
+                check(scan_fn(name, 0, reverse, True), arr(long), exact=True, native=[name],
+                      what=f"{name} NaN in a row of {size} reverse={reverse}")
 
 
 def test_scan_integers_wrap_and_dtypes(warm):

@@ -14,7 +14,7 @@ Every op is the function object the eager GPU kernel of the same primitive uses
 each op's result is stored as its dtype through `CastTo<U>::run`, exactly as the eager kernel
 stores `out[i] = CastTo<U>::run(Op()(in[i]))`: a fused chain gives the bits the same chain of
 eager GPU kernels gives. astype is `CastTo<U>::run`, select a conditional. Anything else
-(round: ops.metal has no rounding to even) raises `Unsupported`.
+(round: a fused kernel has no rendering of its decimals parameter) raises `Unsupported`.
 
 float64 graphs use `double`, which only the CUDA reading compiles (Metal has no double).
 """
@@ -48,8 +48,12 @@ def literal(value, dtype: str) -> str:
         elif dtype == "float64":
             text = repr(v)
         else:
+            import ml_dtypes
             import numpy as np
-            text = repr(float(np.float32(v))) + "f"
+            # rounded from the double once, straight to the dtype (as the eager operand is);
+            # a half or bfloat value is exact as a float literal
+            kind = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16}.get(dtype, np.float32)
+            text = repr(float(np.float32(kind(v)))) + "f"
         return f"{T}({text})"
     v = int(value)
     bits = int("".join(c for c in dtype if c.isdigit()))

@@ -23,6 +23,7 @@ import os
 import threading
 import warnings
 
+import ml_dtypes
 import numpy as np
 
 from mx.backend.codegen import FusedGraph, Input, Node
@@ -31,6 +32,11 @@ from mx.backend.cpu import cbuild
 
 DTYPES = ("bool", "uint8", "int32", "int64", "float32", "float64")
 _NP = {d: np.dtype(d) for d in DTYPES}
+# dtypes that only the GPU's fused kernels take (mx/backend/codegen/msl.py): groups of them
+# are fused for the GPU; on the CPU such a group runs its steps one by one
+HALF_DTYPES = ("float16", "bfloat16")
+FUSED_DTYPES = DTYPES + HALF_DTYPES
+_NP.update({"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)})
 _warned = {"compiler": False, "build": False}
 _warn_lock = threading.Lock()
 _table = {}
@@ -102,7 +108,7 @@ class _Slots:
             v = np.asarray(v)
             self.const[s] = v
             self.shape[s] = v.shape
-            self.dtype[s] = v.dtype.name if v.dtype.name in DTYPES else "?"
+            self.dtype[s] = v.dtype.name if v.dtype.name in FUSED_DTYPES else "?"
         for st in program.steps:
             for s, shp, dt in zip(st.outs, st.shapes, st.dtypes):
                 self.shape[s] = tuple(shp)
@@ -148,9 +154,12 @@ def _fusible(st, slots):
         return False
     out = st.dtypes[0].name
     ins = slots.in_dtypes(st)
-    if out not in DTYPES or any(d not in DTYPES for d in ins):
+    if out not in FUSED_DTYPES or any(d not in FUSED_DTYPES for d in ins):
         return False
-    return cgen.supports(st.prim.name, ins, out, _params(st))
+    if out in DTYPES and all(d in DTYPES for d in ins):
+        return cgen.supports(st.prim.name, ins, out, _params(st))
+    from mx.backend.codegen import msl      # half types: only a GPU kernel fuses them
+    return msl.supports(st.prim.name, ins, out, _params(st))
 
 
 # ---------------------------------------------------------------------------------------
@@ -242,7 +251,7 @@ class FusedKernel:
         names = []
         for d in dtypes:
             d = np.dtype(d)
-            if d.name not in DTYPES or d != _NP[d.name]:
+            if d.name not in FUSED_DTYPES or d != _NP[d.name]:
                 return None
             names.append(d.name)
         try:
@@ -279,6 +288,8 @@ class FusedKernel:
                 return spec
             spec = None
             planned = self.plan([a.shape for a in args], [a.dtype for a in args])
+            if planned is not None and not _c_types(planned[0]):
+                planned = None              # half types: the steps one by one on the CPU
             if planned is not None and cbuild.toolchain() is not None:
                 graph, out_shape, n = planned
                 try:
@@ -316,6 +327,12 @@ class FusedKernel:
 
 
 _MISSING = object()
+
+
+def _c_types(graph):
+    """Whether the C renderer takes every dtype of `graph` (not the GPU-only half types)."""
+    return all(x.dtype in DTYPES for x in graph.inputs) and \
+        all(n.dtype in DTYPES for n in graph.nodes)
 
 
 class _Spec:
@@ -453,7 +470,7 @@ def _prebuild(kernels, slots):
         if any(s is None for s in shapes) or any(d not in DTYPES for d in dtypes):
             continue
         planned = k.plan(shapes, [_NP[d] for d in dtypes])
-        if planned is None:
+        if planned is None or not _c_types(planned[0]):
             continue
         key = tuple((tuple(s), _NP[d]) for s, d in zip(shapes, dtypes))
         todo.append((k, key, planned))

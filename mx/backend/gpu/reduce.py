@@ -50,11 +50,29 @@ def _wide(x, kstrides, rshape, rstrides):
             and all(s % w == 0 for s in kstrides))
 
 
-def _parts(n_out, n_red):
+def _target_groups(gpu):
+    """Threadgroups that fill the GPU once: as many as its multiprocessors hold at a time
+    (2048 threads each on NVIDIA), so the first pass runs in one wave, not in one and a
+    bit; TARGET_GROUPS when the device does not say."""
+    n = getattr(gpu, "_reduce_groups", None)
+    if n is None:
+        try:
+            sms = int(gpu.info().get("multiprocessor_count") or 0)
+        except Exception:      # a stand-in backend without info()
+            sms = 0
+        n = sms * (2048 // TG) if sms else TARGET_GROUPS
+        try:
+            gpu._reduce_groups = n
+        except AttributeError:
+            pass
+    return n
+
+
+def _parts(n_out, n_red, target=TARGET_GROUPS):
     """How many threadgroups share one output."""
-    if n_red <= SPLIT_ABOVE or n_out >= TARGET_GROUPS // 2:
+    if n_red <= SPLIT_ABOVE or n_out >= target // 2:
         return 1
-    return int(min(-(-n_red // SPLIT_ABOVE), max(1, TARGET_GROUPS // n_out)))
+    return int(min(-(-n_red // SPLIT_ABOVE), max(1, target // n_out)))
 
 
 def run_reduce(gpu, name, x, axes, out_dtype, shape, stream, types=None, div=None):
@@ -102,7 +120,7 @@ def run_reduce(gpu, name, x, axes, out_dtype, shape, stream, types=None, div=Non
         return out
     if div is None:
         div = n_red if name == "mean" else 0
-    parts = _parts(n_out, n_red)
+    parts = _parts(n_out, n_red, _target_groups(gpu))
     wide = int(_wide(x, kst, rs, rst))
     if parts == 1:
         gpu.launch("reduce", name, K.reduce_instance(t, a, u, op), n_out * TG, stream,

@@ -110,6 +110,11 @@ def handlers():
     out.update(fast.handlers())
     from mx.backend.gpu import layout
     out.update(layout.handlers())
+    from mx.backend.gpu import conv
+    out.update(conv.handlers())
+    from mx.backend.gpu import misc, random as gpu_random
+    out.update(gpu_random.handlers())
+    out.update(misc.handlers())
     return out
 
 

@@ -268,7 +268,12 @@ def groups(types=REAL):
     from mx.backend.gpu import scan, sort     # scans and sorts keep their tables there
     out.update(scan.groups(types))
     out.update(sort.groups(types))
+    from mx.backend.gpu import conv
+    out.update(conv.groups(types))
     out.update(layout_groups(types))
+    from mx.backend.gpu import misc, random as gpu_random
+    out.update(gpu_random.groups(types))
+    out.update(misc.groups(types))
     return out
 
 

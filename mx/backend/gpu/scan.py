@@ -158,6 +158,7 @@ def _handler(name):
             return None
         src, (cs, ci, co, n, ist, ost) = got
         rows = int(np.prod(cs, dtype=np.int64))
+
         def layout(blocks=1, block=0, mode=0):
             return pack_layout(cs, ci, co, rows, n, ist, ost, int(bool(p["reverse"])),
                                int(bool(p["inclusive"])), blocks, block, mode)

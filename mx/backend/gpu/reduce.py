@@ -42,11 +42,11 @@ def _layout(kshape, kstrides, rshape, rstrides, n_out, n_red, parts, div, wide=0
 
 
 def _wide(x, kstrides, rshape, rstrides):
-    """Whether the kernel may read x's reduced elements MX_WORK at a time (MxVec loads):
-    one contiguous reduced run, the data and every output's first element aligned."""
+    """Whether the kernel may read x's reduced elements MX_WORK at a time (MxVec loads),
+    given data aligned to MX_WORK elements: one contiguous reduced run and every output's
+    first element aligned."""
     w = E_WORK
     return (len(rshape) == 1 and rstrides[0] == 1 and rshape[0] >= 4 * w
-            and x.__array_interface__["data"][0] % (x.itemsize * w) == 0
             and all(s % w == 0 for s in kstrides))
 
 
@@ -75,71 +75,99 @@ def _parts(n_out, n_red, target=TARGET_GROUPS):
     return int(min(-(-n_red // SPLIT_ABOVE), max(1, target // n_out)))
 
 
+_PLANS = {}                 # run_reduce's launches by operand layout, op and dtypes
+_UNSUPPORTED = ("unsupported",)
+
+
 def run_reduce(gpu, name, x, axes, out_dtype, shape, stream, types=None, div=None):
     """Queue the reduction `name` of x over `axes` into a new array of `shape` and
     out_dtype; returns it, or None when this layout or dtype is not handled. `types` (the
     accumulator and output dtype names) and `div` (divide the result by it; 0: not at all)
     override the table's and mean's for callers composing reductions (stats.py): the group
     of `name` must hold that instance."""
+    src = gpu.operand(x)        # (a staged copy has its own strides: take them after)
+    if src is None:
+        return None
+    xbuf, xoff, x = src
+    out_dtype = np.dtype(out_dtype)
+    aligned = x.__array_interface__["data"][0] % (x.itemsize * E_WORK) == 0
+    key = (name, x.shape, x.strides, x.dtype, tuple(axes), out_dtype, tuple(shape), types,
+           div, aligned, gpu.kind)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _plan(gpu, name, x, axes, out_dtype, shape, types, div, aligned)
+    kind = plan[0]
+    if kind == "unsupported":
+        return None
+    made = gpu.output(shape, out_dtype)
+    if made is None:
+        return None
+    out, obuf, ooff = made
+    if kind == "nothing":
+        return out
+    if kind == "fill":          # a fresh buffer no kernel touches
+        out.fill(plan[1])
+        return out
+    if kind == "one":
+        _, inst, lay, threads = plan
+        gpu.launch("reduce", name, inst, threads, stream, [(xbuf, xoff), (obuf, ooff)], [lay])
+        gpu.keep(x)
+        return out
+    _, inst1, lay1, threads1, inst2, lay2, threads2, n_tmp, tmp_dtype = plan
+    made = gpu.output((n_tmp,), tmp_dtype)
+    if made is None:
+        return None
+    tmp, tbuf, toff = made
+    gpu.launch("reduce", name, inst1, threads1, stream, [(xbuf, xoff), (tbuf, toff)], [lay1])
+    gpu.launch("reduce", name, inst2, threads2, stream, [(tbuf, toff), (obuf, ooff)], [lay2])
+    gpu.keep(x, tmp)
+    return out
+
+
+def _plan(gpu, name, x, axes, out_dtype, shape, types, div, aligned):
+    """run_reduce's launches for this operand layout: ("unsupported",), ("nothing",) (no
+    outputs), ("fill", value) (no elements), ("one", instance, layout, threads) or
+    ("two", first pass..., second pass..., partials, partials' dtype)."""
     op, table = K.REDUCE[name]
     t = NAMES.get(x.dtype)
     if types is not None:
         a, u = types
     elif t not in table:
-        return None
+        return _UNSUPPORTED
     else:
         a, u = table[t]
-    if NAMES.get(np.dtype(out_dtype)) != u:
-        return None
+    if NAMES.get(out_dtype) != u:
+        return _UNSUPPORTED
     if gpu.kind == "metal" and "float64" in (t, a, u):
-        return None                     # Metal has no double (accumulators included)
-    src = gpu.operand(x)        # (a staged copy has its own strides: take them after)
-    if src is None:
-        return None
-    xbuf, xoff, x = src
+        return _UNSUPPORTED             # Metal has no double (accumulators included)
     st = _element_strides(x, x.ndim)
     if st is None:
-        return None
+        return _UNSUPPORTED
     kept = [i for i in range(x.ndim) if i not in axes]
     ks, (kst,) = collapse([x.shape[i] for i in kept], [st[i] for i in kept])
     rs, (rst,) = collapse([x.shape[i] for i in axes], [st[i] for i in axes])
     if len(ks) > MAX_DIMS or len(rs) > MAX_DIMS:
-        return None
+        return _UNSUPPORTED
     if not rs:
         rs, rst = [1], [0]
-    made = gpu.output(shape, out_dtype)
-    if made is None:
-        return None
-    out, obuf, ooff = made
-    n_out = out.size
+    n_out = int(np.prod(shape, dtype=np.int64))
     n_red = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
     if n_out == 0:
-        return out
-    if n_red == 0:              # a fresh buffer no kernel touches
-        out.fill(EMPTY[name])
-        return out
+        return ("nothing",)
+    if n_red == 0:
+        return ("fill", EMPTY[name])
     if div is None:
         div = n_red if name == "mean" else 0
     parts = _parts(n_out, n_red, _target_groups(gpu))
-    wide = int(_wide(x, kst, rs, rst))
+    wide = int(aligned and _wide(x, kst, rs, rst))
     if parts == 1:
-        gpu.launch("reduce", name, K.reduce_instance(t, a, u, op), n_out * TG, stream,
-                   [(xbuf, xoff), (obuf, ooff)],
-                   [_layout(ks, kst, rs, rst, n_out, n_red, 1, div, wide)])
-        gpu.keep(x)
-        return out
-    made = gpu.output((n_out * parts,), _NP[a])
-    if made is None:
-        return None
-    tmp, tbuf, toff = made
-    gpu.launch("reduce", name, K.reduce_instance(t, a, a, op), n_out * parts * TG, stream,
-               [(xbuf, xoff), (tbuf, toff)],
-               [_layout(ks, kst, rs, rst, n_out, n_red, parts, 0, wide)])
-    gpu.launch("reduce", name, K.reduce_instance(a, a, u, op), n_out * TG, stream,
-               [(tbuf, toff), (obuf, ooff)],
-               [_layout([n_out], [parts], [parts], [1], n_out, parts, 1, div)])
-    gpu.keep(x, tmp)
-    return out
+        return ("one", K.reduce_instance(t, a, u, op),
+                _layout(ks, kst, rs, rst, n_out, n_red, 1, div, wide), n_out * TG)
+    return ("two", K.reduce_instance(t, a, a, op),
+            _layout(ks, kst, rs, rst, n_out, n_red, parts, 0, wide), n_out * parts * TG,
+            K.reduce_instance(a, a, u, op),
+            _layout([n_out], [parts], [parts], [1], n_out, parts, 1, div), n_out * TG,
+            n_out * parts, _NP[a])
 
 
 def reduce_handler(name):

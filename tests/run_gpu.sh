@@ -2,7 +2,7 @@
 # The GPU tests on the GPU machine (docs/gpu.md, "Running the GPU tests"): install the wheels
 # carried in .device-wheels (prepared with ../shared/tools/device-wheels; that machine has no
 # package registry), build the extensions in place, run every test marked gpu. Extra
-# arguments go to pytest. About 2 minutes on the H100 machine (16 cores), a cold kernel
+# arguments go to pytest. About 3 minutes on the H100 machine (16 cores), a cold kernel
 # cache included.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -37,3 +37,15 @@ def _cpu_default_for_unmarked_tests(request):
         yield
     finally:
         mx.set_default_device(prev)
+
+
+@pytest.fixture(autouse=True)
+def _gpu_default_for_gpu_tests(request):
+    """Tests marked `gpu` run with mx.gpu as the default stream, also when the suite runs
+    with MX_DEFAULT_DEVICE=cpu."""
+    if "gpu" not in request.keywords or not _gpu_available():
+        yield
+        return
+    import mx.core as mx
+    with mx.stream(mx.gpu):
+        yield

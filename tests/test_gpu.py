@@ -319,15 +319,21 @@ def variants(x_np):
 gpu = pytest.mark.gpu
 
 
-@pytest.fixture(autouse=True)
-def _gpu_is_the_default_in_gpu_tests(request):
-    """GPU tests rely on the GPU being the default device, also when the suite runs with
-    MX_DEFAULT_DEVICE=cpu."""
-    if HAS_GPU and request.node.get_closest_marker("gpu"):
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
+def both(fn, *inputs):
+    """(GPU result, CPU result) of fn(*inputs, stream) as NumPy arrays."""
+    g = fn(*inputs, mx.gpu)
+    c = fn(*inputs, mx.cpu)
+    mx.eval(g, c)
+    return np.asarray(g), np.asarray(c)
+
+
+def ran_natively(names, what=""):
+    """The primitives `names` ran GPU kernels and never fell back to the CPU (counts since
+    the last G.reset_counts())."""
+    fb = G.fallback_counts()
+    assert not any(fb.get(n) for n in names), (what, fb)
+    runs = G.active_backend().gpu_runs
+    assert all(runs[n] for n in names), (what, dict(runs))
 
 
 @pytest.fixture(scope="module")

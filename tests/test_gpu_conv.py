@@ -38,15 +38,6 @@ def warm():
     return b
 
 
-@pytest.fixture(autouse=True)
-def _on_gpu():
-    if HAS_GPU:
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
-
-
 def data(dt, shape, rng):
     return arr(rng.uniform(-1.0, 1.0, shape).astype(np_dtype(dt)))
 

@@ -14,7 +14,7 @@ import mx.core as mx
 from mx.backend import gpu as G
 from mx.backend.gpu import kernels as K
 
-from test_gpu import HAS_GPU, arr, assert_close, make, variants
+from test_gpu import HAS_GPU, arr, assert_close, both, make, ran_natively, variants
 
 pytestmark = pytest.mark.gpu
 
@@ -32,33 +32,13 @@ def warm():
     return b
 
 
-@pytest.fixture(autouse=True)
-def _on_gpu():
-    if HAS_GPU:
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
-
-
-def both(fn, *inputs):
-    """(GPU result, CPU result) of fn(*inputs, stream) as NumPy arrays."""
-    g = fn(*inputs, mx.gpu)
-    c = fn(*inputs, mx.cpu)
-    mx.eval(g, c)
-    return np.asarray(g), np.asarray(c)
-
-
 def check(fn, *inputs, dtype="float32", what="", native=None):
     """fn on the GPU equals fn on the CPU; `native` primitives did not fall back."""
     G.reset_counts()
     g, c = both(fn, *inputs)
     assert_close(g, c, dtype, what)
     if native:
-        fb = G.fallback_counts()
-        assert not any(fb.get(n) for n in native), (what, fb)
-        runs = G.active_backend().gpu_runs
-        assert all(runs[n] for n in native), (what, dict(runs))
+        ran_natively(native, what)
 
 
 # ---------------------------------------------------------------------------------------

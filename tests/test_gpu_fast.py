@@ -16,7 +16,7 @@ from mx.backend import gpu as G
 from mx.backend.gpu import fast as gpu_fast
 from mx.backend.gpu import kernels as K
 
-from test_gpu import HAS_GPU, arr, assert_close, make, tolerance, variants
+from test_gpu import HAS_GPU, arr, assert_close, both, make, ran_natively, tolerance, variants
 
 pytestmark = pytest.mark.gpu
 
@@ -37,30 +37,6 @@ def warm():
     return b
 
 
-@pytest.fixture(autouse=True)
-def _on_gpu():
-    if HAS_GPU:
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
-
-
-def both(fn, *inputs):
-    """(GPU result, CPU result) of fn(*inputs, stream) as NumPy arrays."""
-    g = fn(*inputs, mx.gpu)
-    c = fn(*inputs, mx.cpu)
-    mx.eval(g, c)
-    return np.asarray(g), np.asarray(c)
-
-
-def _no_fallback(native, what):
-    fb = G.fallback_counts()
-    assert not any(fb.get(n) for n in native), (what, fb)
-    runs = G.active_backend().gpu_runs
-    assert all(runs[n] for n in native), (what, dict(runs))
-
-
 def check(fn, *inputs, dtype="float32", what="", native=None, atol=None):
     """fn on the GPU equals fn on the CPU; `native` primitives did not fall back. `atol`
     overrides the dtype's absolute tolerance."""
@@ -74,7 +50,7 @@ def check(fn, *inputs, dtype="float32", what="", native=None, atol=None):
                                    rtol=tolerance(dtype)[0], atol=atol, equal_nan=True,
                                    err_msg=what)
     if native:
-        _no_fallback(native, what)
+        ran_natively(native, what)
 
 
 def check_product(fn, *inputs, dtype, scale, what="", native=None):
@@ -87,7 +63,7 @@ def check_product(fn, *inputs, dtype, scale, what="", native=None):
     np.testing.assert_allclose(g.astype(np.float64), c.astype(np.float64), rtol=rtol,
                                atol=rtol * scale, equal_nan=True, err_msg=what)
     if native:
-        _no_fallback(native, what)
+        ran_natively(native, what)
 
 
 def on_cpu(x):

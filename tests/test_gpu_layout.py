@@ -17,7 +17,7 @@ import mx.core as mx
 from mx.backend import gpu as G
 from mx.backend.gpu import kernels as K
 
-from test_gpu import HAS_GPU, arr, assert_close, make, np_dtype, tolerance, variants
+from test_gpu import HAS_GPU, arr, assert_close, both, make, np_dtype, ran_natively, variants
 
 pytestmark = pytest.mark.gpu
 
@@ -39,38 +39,14 @@ def warm():
     return b
 
 
-@pytest.fixture(autouse=True)
-def _on_gpu():
-    if HAS_GPU:
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
-
-
-def both(fn, *inputs):
-    """(GPU result, CPU result) of fn(*inputs, stream) as NumPy arrays."""
-    g = fn(*inputs, mx.gpu)
-    c = fn(*inputs, mx.cpu)
-    mx.eval(g, c)
-    return np.asarray(g), np.asarray(c)
-
-
-def _native(native, what):
-    if native:
-        fb = G.fallback_counts()
-        assert not any(fb.get(n) for n in native), (what, fb)
-        runs = G.active_backend().gpu_runs
-        assert all(runs[n] for n in native), (what, dict(runs))
-
-
 def check(fn, *inputs, dtype="float32", what="", native=None):
     """fn on the GPU equals fn on the CPU (within the dtype's tolerance); `native`
     primitives did not fall back."""
     G.reset_counts()
     g, c = both(fn, *inputs)
     assert_close(g, c, dtype, what)
-    _native(native, what)
+    if native:
+        ran_natively(native, what)
 
 
 def same(fn, *inputs, what="", native=None):
@@ -84,7 +60,8 @@ def same(fn, *inputs, what="", native=None):
         assert ok.all(), (what, g[~ok][:8], c[~ok][:8])
     else:
         np.testing.assert_array_equal(g, c, err_msg=what)
-    _native(native, what)
+    if native:
+        ran_natively(native, what)
 
 
 def close_sums(fn, *inputs, scale=1.0, n=1, what="", native=None):
@@ -99,7 +76,8 @@ def close_sums(fn, *inputs, scale=1.0, n=1, what="", native=None):
         rtol = {"float16": 1e-2, "bfloat16": 5e-2, "float32": 2e-5, "float64": 1e-12}[c.dtype.name]
         np.testing.assert_allclose(g.astype(np.float64), c.astype(np.float64), rtol=rtol,
                                    atol=rtol * scale * max(n, 1), equal_nan=True, err_msg=what)
-    _native(native, what)
+    if native:
+        ran_natively(native, what)
 
 
 def mxd(name):
@@ -349,7 +327,7 @@ def test_meshgrid(warm, dt):
                     g, c = np.asarray(g), np.asarray(c)
                     assert g.shape == c.shape and g.dtype == c.dtype
                     np.testing.assert_array_equal(g, c, err_msg=f"{dt} {indexing} {sparse}")
-                _native(["meshgrid"], f"{dt} {indexing} {sparse} {la} {lb}")
+                ran_natively(["meshgrid"], f"{dt} {indexing} {sparse} {la} {lb}")
 
 
 @pytest.mark.parametrize("dt", DTYPES)

@@ -17,7 +17,7 @@ from mx.backend import gpu as G
 from mx.backend.gpu import kernels as K
 from mx.core.random import _bits_np
 
-from test_gpu import HAS_GPU, arr, assert_close, make, mx_dtype, np_dtype, variants
+from test_gpu import HAS_GPU, arr, assert_close, both, make, mx_dtype, np_dtype, ran_natively, variants
 
 pytestmark = pytest.mark.gpu
 
@@ -34,37 +34,13 @@ def warm():
     return b
 
 
-@pytest.fixture(autouse=True)
-def _on_gpu():
-    if HAS_GPU:
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
-
-
-def both(fn, *inputs):
-    """(GPU result, CPU result) of fn(*inputs, stream) as NumPy arrays."""
-    g = fn(*inputs, mx.gpu)
-    c = fn(*inputs, mx.cpu)
-    mx.eval(g, c)
-    return np.asarray(g), np.asarray(c)
-
-
-def ran_native(native, what):
-    fb = G.fallback_counts()
-    assert not any(fb.get(n) for n in native), (what, fb)
-    runs = G.active_backend().gpu_runs
-    assert all(runs[n] for n in native), (what, dict(runs))
-
-
 def check(fn, *inputs, dtype="float32", what="", native=None):
     """fn on the GPU equals fn on the CPU; `native` primitives did not fall back."""
     G.reset_counts()
     g, c = both(fn, *inputs)
     assert_close(g, c, dtype, what)
     if native:
-        ran_native(native, what)
+        ran_natively(native, what)
     return g, c
 
 
@@ -75,7 +51,7 @@ def check_bytes(fn, *inputs, what="", native=None):
     assert g.shape == c.shape and g.dtype == c.dtype, (what, g.shape, c.shape, g.dtype, c.dtype)
     assert np.ascontiguousarray(g).tobytes() == np.ascontiguousarray(c).tobytes(), what
     if native:
-        ran_native(native, what)
+        ran_natively(native, what)
 
 
 # ---------------------------------------------------------------------------------------
@@ -130,7 +106,7 @@ def test_bits_batched_keys(warm, width):
         G.reset_counts()
         g = mx.vmap(lambda kk: mx.random.bits(shape, width, key=kk))(keys)
         mx.eval(g)
-        ran_native(["random_bits"], f"vmap {shape}")
+        ran_natively(["random_bits"], f"vmap {shape}")
         want = _bits_np(np.asarray(keys), shape, width)
         g = np.asarray(g)
         assert g.shape == want.shape and g.dtype == want.dtype
@@ -355,7 +331,7 @@ def test_searchsorted_batched(warm):
         G.reset_counts()
         g = mx.vmap(lambda q, v: mx.searchsorted(q, v, side=side))(seqs, vals)
         mx.eval(g)
-        ran_native(["searchsorted"], f"vmap {side}")
+        ran_natively(["searchsorted"], f"vmap {side}")
         for b in range(4):
             c = mx.searchsorted(seqs[b], vals[b], side=side, stream=mx.cpu)
             assert_close(np.asarray(g)[b], np.asarray(c), "uint32", f"vmap row {b} {side}")

@@ -24,7 +24,7 @@ import mx.core as mx
 from mx.backend import gpu as G
 from mx.backend.gpu import kernels as K
 
-from test_gpu import HAS_GPU, arr, assert_close, make, np_dtype
+from test_gpu import HAS_GPU, arr, assert_close, both, make, np_dtype, ran_natively
 
 pytestmark = pytest.mark.gpu
 
@@ -42,30 +42,6 @@ def warm():
     b.kernels.warm_up([k for k in K.groups() if k[0] in ("scan", "sort")]
                       + [("unary", "copy")], threads=16)
     return b
-
-
-@pytest.fixture(autouse=True)
-def _on_gpu():
-    if HAS_GPU:
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
-
-
-def both(fn, *inputs):
-    """(GPU result, CPU result) of fn(*inputs, stream) as NumPy arrays."""
-    g = fn(*inputs, mx.gpu)
-    c = fn(*inputs, mx.cpu)
-    mx.eval(g, c)
-    return np.asarray(g), np.asarray(c)
-
-
-def _native(names, what):
-    fb = G.fallback_counts()
-    assert not any(fb.get(n) for n in names), (what, fb)
-    runs = G.active_backend().gpu_runs
-    assert all(runs[n] for n in names), (what, dict(runs))
 
 
 def check(fn, *inputs, dtype="float32", what="", native=None, exact=False):
@@ -88,7 +64,7 @@ def check(fn, *inputs, dtype="float32", what="", native=None, exact=False):
     else:
         assert_close(g, c, dtype, what)
     if native:
-        _native(native, what)
+        ran_natively(native, what)
 
 
 def scan_input(name, dt, shape, rng):
@@ -180,7 +156,7 @@ def test_scan_long_rows(warm, name):
                 np.testing.assert_allclose(g.astype(np.float64), c.astype(np.float64),
                                            rtol=3e-4 if dt != "float16" else 4e-3,
                                            err_msg=what)
-                _native([name], what)
+                ran_natively([name], what)
             else:
                 check(fn, x, dtype=dt, exact=True, what=what, native=[name])
     for shape, axis in [((3, 5000), 0), ((3, 5000), 1), ((5000, 3), 0), ((10000, 40), 1),
@@ -197,7 +173,7 @@ def test_scan_long_rows(warm, name):
             G.reset_counts()
             g, c = both(scan_fn(name, axis, reverse, inclusive), x)
             np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-6, err_msg=what)
-            _native([name], what)
+            ran_natively([name], what)
 
 
 def test_scan_special_values(warm):
@@ -376,7 +352,7 @@ def test_partition_and_argpartition(warm, dt):
             v = mx.partition(x, kth, axis=axis, stream=mx.gpu)
             i = mx.argpartition(x, kth, axis=axis, stream=mx.gpu)
             mx.eval(v, i)
-            _native(["partition", "argpartition"], f"{dt} {shape} kth={kth}")
+            ran_natively(["partition", "argpartition"], f"{dt} {shape} kth={kth}")
             assert v.dtype == x.dtype and i.dtype == mx.uint32 and v.shape == x.shape
             ax = axis % len(shape)
             _check_partition(v, i, x_np, kth % shape[ax], ax)

@@ -37,15 +37,6 @@ def warm():
     return b
 
 
-@pytest.fixture(autouse=True)
-def _on_gpu():
-    if HAS_GPU:
-        with mx.stream(mx.gpu):
-            yield
-    else:
-        yield
-
-
 def small(dt, shape, rng, lo=-4, hi=5):
     """Small integers (positive for unsigned types; no zeros for divisors when lo > 0) in
     dtype dt: float results of these are exact whatever the order of the operations."""

@@ -216,6 +216,22 @@ def test_disable_fusion_environment_variable(monkeypatch):
     assert fusion.enabled()
 
 
+@pytest.mark.parametrize("it", [mx.uint8, mx.int32, mx.int64])
+@pytest.mark.parametrize("ft", [mx.float32, mx.float64])
+def test_float_int_float_round_trip_keeps_the_integers_zero_sign(it, ft):
+    # -0.3 -> int 0 -> +0.0, so 1/x is +inf; a C compiler under -fno-trapping-math folds the
+    # round trip into trunc(-0.3) = -0.0 unless the renderer stops it (found by hypothesis)
+    y = mx.array(np.array([-0.5, 0.3, 2.0, -0.0, -3.7], np.float32)).astype(ft)
+
+    def f(y):
+        return mx.reciprocal(mx.negative(y).astype(it).astype(ft))
+
+    cf = mx.compile(f)
+    got, want = np.asarray(cf(y)), np.asarray(f(y))
+    np.testing.assert_array_equal(got, want)
+    assert fused_steps(program(cf))             # the round trip ran in one C kernel
+
+
 @pytest.mark.parametrize("dt", [mx.float16, mx.bfloat16])
 def test_half_groups_fuse_for_the_gpu_and_run_step_by_step_on_the_cpu(dt):
     # the C renderer has no half types: the group is one fused step (a GPU kernel renders

@@ -364,6 +364,13 @@ def _cast(a, src, dst):
     if src in FLOATS and dst == "uint8":
         # as NumPy does on x86: through int32, then truncated
         return f"(uint8_t)(int32_t){a}"
+    if dst in FLOATS and src not in FLOATS and src != "bool":
+        # Through a wider float that holds the integer exactly (so the value is rounded
+        # once, as a direct conversion rounds it): under -fno-trapping-math GCC folds a
+        # float -> int -> float round trip of one float type into trunc(), which gives -0.0
+        # for -0.3 where the integer 0 converts to +0.0
+        wide = "double" if dst == "float32" and src in ("uint8", "int32") else "long double"
+        return f"({CTYPES[dst]})({wide}){a}"
     return f"({CTYPES[dst]}){a}"
 
 

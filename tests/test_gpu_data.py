@@ -44,6 +44,14 @@ def check(fn, *inputs, dtype="float32", what="", native=None):
 # ---------------------------------------------------------------------------------------
 # views and copies
 # ---------------------------------------------------------------------------------------
+def test_views_of_empty_arrays_stay_on_the_gpu(warm):
+    x = arr(np.zeros((0, 3, 2), np.float32))
+    for fn, name in ((lambda a, s: mx.transpose(a, (2, 0, 1), stream=s), "transpose"),
+                     (lambda a, s: mx.broadcast_to(a, (4, 0, 3, 2), stream=s), "broadcast_to"),
+                     (lambda a, s: mx.flip(a, 1, stream=s), "flip")):
+        check(fn, x, what=f"empty {name}", native=[name])
+
+
 @pytest.mark.parametrize("dt", DTYPES)
 def test_views_and_copies(warm, dt):
     rng = np.random.default_rng(0)

@@ -38,3 +38,15 @@ cdef class Launcher:
             addrs[i] = <uint64_t><uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
         return self.fn(<void *>kernel, <void *>stream, (n + work - 1) // work, self.threadgroup,
                        addrs, <int>k, &n, &size_bytes, 1)
+
+    def aligned(self, tuple arrays, uint64_t mask, uint64_t work):
+        """Whether every array j with bit j of `mask` set starts on a boundary of `work`
+        of its elements (the wide-load kernels' MxVec alignment)."""
+        cdef Py_ssize_t i
+        cdef cnp.ndarray a
+        for i in range(len(arrays)):
+            if (mask >> i) & 1:
+                a = <cnp.ndarray>arrays[i]
+                if (<uintptr_t>cnp.PyArray_DATA(a)) % (<uint64_t>cnp.PyArray_ITEMSIZE(a) * work):
+                    return False
+        return True

@@ -73,7 +73,11 @@ def _view_of(kernel):
     def handler(gpu, node, args, stream):
         params = node._params
         out = kernel(*args) if params is None else kernel(*args, **params)
-        if not isinstance(out, np.ndarray) or not np.may_share_memory(out, args[0]):
+        if not isinstance(out, np.ndarray):
+            return None
+        if out.size == 0:
+            return out      # nothing to read: a view or a copy of no elements, either is fine
+        if not np.may_share_memory(out, args[0]):
             return None     # it copied: not a view after all (the CPU path decides)
         return out
     handler.__name__ = f"gpu_view_{kernel.__name__}"

@@ -16,6 +16,8 @@ import struct
 import threading
 import warnings
 
+import numpy as np
+
 from mx.backend.codegen import msl
 from mx.backend.codegen.c import Unsupported
 from mx.backend.gpu import elementwise as E
@@ -92,6 +94,8 @@ class Launch:
         self.scalars = tuple(x.scalar for x in graph.inputs)
         self.n_in = len(graph.inputs)
         self.fast = getattr(gpu, "fast", None) if self.n_in + 1 <= _FAST_MAX_ARRAYS else None
+        # the arrays whose alignment picks the kernel: non-scalar inputs and the output
+        self.mask = sum(1 << j for j, sc in enumerate(self.scalars) if not sc) | (1 << self.n_in)
         self.kernel_addr = int(ffi.cast("uintptr_t", kernel))
         # wide loads pay off on large arrays only (the alignment check costs a small launch)
         self.vector_addr = int(ffi.cast("uintptr_t", vkernel)) if n >= WIDE_ABOVE else 0
@@ -110,10 +114,10 @@ class Launch:
 
     def run(self, gpu, args, stream):
         """Queue the kernel over `args` (the leaves); the output array, or None."""
-        made = gpu.output(self.shape, self.dtype)
-        if made is None:
-            return None
-        out, obuf, ooff = made
+        out = np.empty(self.shape, self.dtype)      # unified memory: mx's allocator
+        written = getattr(gpu, "_written", None)
+        if written is not None:
+            written.add(id(out))
         if self.n == 0:
             return out
         inputs = []
@@ -124,13 +128,13 @@ class Launch:
                 if a is None:
                     return None
             inputs.append(a)
-        s = gpu.stream_for(stream)
         if self.fast is not None:
-            saddr = int(gpu.ffi.cast("uintptr_t", s))
+            arrays = (*inputs, out)
+            saddr = gpu._stream_address(stream)
             kaddr = self.kernel_addr
-            if self.vector_addr and self._aligned(inputs, out):
+            if self.vector_addr and self.fast.aligned(arrays, self.mask, E.WORK):
                 kaddr = self.vector_addr
-            rc = self.fast.elementwise(kaddr, saddr, self.n, E.WORK, (*inputs, out))
+            rc = self.fast.elementwise(kaddr, saddr, self.n, E.WORK, arrays)
             if rc == 0:
                 _queued(gpu, inputs)
                 return out
@@ -138,6 +142,11 @@ class Launch:
                 gpu.shim.check(rc, self.name)
         # through cffi (the kernel for any alignment), staging inputs that are outside
         # unified memory
+        made = gpu.operand(out)
+        if made is None or made[2] is not out:
+            return None
+        obuf, ooff = made[0], made[1]
+        s = gpu.stream_for(stream)
         cargs = self.args
         held = []
         for j, a in enumerate(inputs):
@@ -155,17 +164,6 @@ class Launch:
                                            self.nargs, 0), self.name)
         _queued(gpu, held)
         return out
-
-    def _aligned(self, inputs, out):
-        """Whether every non-scalar input and the output start on a boundary of MX_WORK of
-        their elements (MxVec's alignment; each thread's chunk then is aligned too)."""
-        w = E.WORK
-        if out.__array_interface__["data"][0] % (out.itemsize * w):
-            return False
-        for j, a in enumerate(inputs):
-            if not self.scalars[j] and a.__array_interface__["data"][0] % (a.itemsize * w):
-                return False
-        return True
 
 
 def _queued(gpu, arrays):

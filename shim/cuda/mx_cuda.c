@@ -138,6 +138,9 @@ static struct {
     cublasStatus_t (*SetStream)(cublasHandle_t, CUstream);
     cublasStatus_t (*GetVersion)(cublasHandle_t, int *);
     cublasStatus_t (*SetWorkspace)(cublasHandle_t, void *, size_t);   /* optional (CUDA 11.4+) */
+    cublasStatus_t (*GemmEx)(cublasHandle_t, int, int, int, int, int, const void *,
+                             const void *, int, int, const void *, int, int, const void *,
+                             void *, int, int, int, int);                /* optional */
     cublasStatus_t (*GemmStridedBatchedEx)(cublasHandle_t, int, int, int, int, int,
                                            const void *, const void *, int, int, long long,
                                            const void *, int, int, long long, const void *,
@@ -236,6 +239,7 @@ static int load_cublas(void) {
     LOAD(h, cublas, GetVersion, "cublasGetVersion_v2");
     LOAD(h, cublas, GemmStridedBatchedEx, "cublasGemmStridedBatchedEx");
     *(void **)(&cublas.SetWorkspace) = dlsym(h, "cublasSetWorkspace_v2");
+    *(void **)(&cublas.GemmEx) = dlsym(h, "cublasGemmEx");
     return 0;
 }
 
@@ -1209,16 +1213,27 @@ int mx_gemm(mx_stream *s, const mx_gemm_desc *g) {
         if (d->blas_workspace)
             cublas.SetWorkspace(d->blas, (void *)(uintptr_t)d->blas_workspace, BLAS_WORKSPACE);
     }
-    cublasStatus_t st = cublas.GemmStridedBatchedEx(
-        d->blas, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-        (int)g->n, (int)g->m, (int)g->k, alpha,
-        base_b, type, (int)g->ldb, (long long)g->stride_b,
-        base_a, type, (int)g->lda, (long long)g->stride_a, beta,
-        base_c, type, (int)g->ldc, (long long)g->stride_c, (int)g->batch, compute,
-        CUBLAS_GEMM_DEFAULT);
+    cublasStatus_t st;
+    if (g->batch == 1 && cublas.GemmEx) {
+        /* one product: the plain call (the strided-batched one costs more host time) */
+        st = cublas.GemmEx(
+            d->blas, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+            (int)g->n, (int)g->m, (int)g->k, alpha, base_b, type, (int)g->ldb,
+            base_a, type, (int)g->lda, beta, base_c, type, (int)g->ldc, compute,
+            CUBLAS_GEMM_DEFAULT);
+    } else {
+        st = cublas.GemmStridedBatchedEx(
+            d->blas, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+            (int)g->n, (int)g->m, (int)g->k, alpha,
+            base_b, type, (int)g->ldb, (long long)g->stride_b,
+            base_a, type, (int)g->lda, (long long)g->stride_a, beta,
+            base_c, type, (int)g->ldc, (long long)g->stride_c, (int)g->batch, compute,
+            CUBLAS_GEMM_DEFAULT);
+    }
     pthread_mutex_unlock(&d->lock);
     if (st != 0) {
-        set_error("cublasGemmStridedBatchedEx failed (status %d) for m=%lld n=%lld k=%lld batch=%lld",
+        set_error("%s failed (status %d) for m=%lld n=%lld k=%lld batch=%lld",
+                  g->batch == 1 && cublas.GemmEx ? "cublasGemmEx" : "cublasGemmStridedBatchedEx",
                   st, (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
         return MX_ERROR;
     }

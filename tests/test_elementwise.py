@@ -91,6 +91,17 @@ def test_complex_unary():
         mx.erf(mx.array(x))
 
 
+@pytest.mark.parametrize("dt", ["float16", "bfloat16", "float32"])
+def test_nan_to_num_of_every_float_dtype(dt):
+    # bfloat16 too (NumPy's nan_to_num leaves ml_dtypes' bfloat16 unchanged; MLX does not)
+    d = getattr(mx, dt)
+    x = mx.array([float("nan"), float("inf"), -float("inf"), 1.5], dtype=d)
+    big = float(mx.finfo(d).max)
+    assert mx.nan_to_num(x).astype(mx.float32).tolist() == [0.0, big, -big, 1.5]
+    got = mx.nan_to_num(x, nan=2.0, posinf=3.0, neginf=-4.0)
+    assert got.dtype == d and got.astype(mx.float32).tolist() == [2.0, 3.0, -4.0, 1.5]
+
+
 def test_isposinf_isneginf_nan_to_num():
     x = np.array([1.0, np.inf, -np.inf, np.nan], np.float32)
     check(lambda xp, a: xp.isposinf(a), x)

@@ -326,14 +326,12 @@ def round_handler(gpu, node, args, stream):
 
 
 def nan_to_num_handler(gpu, node, args, stream):
-    """NaN, +inf and -inf replaced by the given values (converted to x's dtype). bfloat16
-    is copied unchanged: NumPy, the CPU kernel, does not count it as inexact."""
+    """NaN, +inf and -inf replaced by the given values (converted to x's dtype); bfloat16
+    runs on the CPU (K.NAN_TO_NUM_TYPES)."""
     x = args[0]
     t = NAMES.get(x.dtype)
     if node._dtype.np != x.dtype:
         return None
-    if t == "bfloat16":
-        return run_unary(gpu, "unary", "copy", "Identity", x, x.dtype, node._shape, stream)
     if t not in K.NAN_TO_NUM_TYPES:
         return None
     p = node._params

@@ -174,8 +174,8 @@ def binary_out(name, t):
 # shaders/layout.metal (layout.py, and elementwise.py's round and nan_to_num). round: input
 # dtype -> the precision of its steps (integers reach the kernel only for decimals < 0 and
 # are computed in double as NumPy does, so Metal has no kernel for them); nan_to_num: the
-# dtypes the CPU kernel changes (NumPy leaves bfloat16, not one of its inexact types, as
-# it is); trace (sum_axis) and vecdot (dot_axis): input dtype -> (accumulator, output),
+# float dtypes but bfloat16 (whose kernel has not run on a GPU yet: the CPU's replaces its
+# NaN and inf through float32); trace (sum_axis) and vecdot (dot_axis): input dtype -> (accumulator, output),
 # integers accumulating in uint64 (wrapping, then truncated: the same as wrapping in the
 # output type)
 ROUND_ACC = dict([(t, "float64") for t in INTS] + [("float16", "float32"),

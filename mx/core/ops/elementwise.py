@@ -6,6 +6,7 @@ kernels already cast to the compute dtype by the Cython builders.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from mx.core import _array
@@ -188,7 +189,16 @@ def round(a, /, decimals=0, stream=None):
     return make_node(ROUND, (x,), {"decimals": int(decimals)}, x.shape, x.dtype, stream)
 
 
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
 def _nan_to_num_kernel(x, nan, posinf, neginf):
+    if x.dtype == _BFLOAT16:
+        # NumPy does not count ml_dtypes' bfloat16 as inexact and would return it unchanged:
+        # through float32, which holds every bfloat16 value (the replacements round once)
+        with np.errstate(over="ignore"):
+            return np.nan_to_num(x.astype(np.float32), copy=False, nan=nan, posinf=posinf,
+                                 neginf=neginf).astype(_BFLOAT16)
     return np.nan_to_num(x, copy=True, nan=nan, posinf=posinf, neginf=neginf)
 
 

@@ -56,15 +56,9 @@ def _target_groups(gpu):
     bit; TARGET_GROUPS when the device does not say."""
     n = getattr(gpu, "_reduce_groups", None)
     if n is None:
-        try:
-            sms = int(gpu.info().get("multiprocessor_count") or 0)
-        except Exception:      # a stand-in backend without info()
-            sms = 0
-        n = sms * (2048 // TG) if sms else TARGET_GROUPS
-        try:
-            gpu._reduce_groups = n
-        except AttributeError:
-            pass
+        info = getattr(gpu, "info", None)       # (stand-in backends may have none)
+        sms = int((info() if info else {}).get("multiprocessor_count") or 0)
+        n = gpu._reduce_groups = sms * (2048 // TG) if sms else TARGET_GROUPS
     return n
 
 
